@@ -1,0 +1,222 @@
+"""The Check base class, its validated metadata, and `register()`."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from readyctl.errors import CheckDefinitionError
+from readyctl.result import Curve, ErrorReason, Number, Remediation, Result
+
+if TYPE_CHECKING:
+    from readyctl.context import Context
+
+
+class Category(str, enum.Enum):
+    """Where a check's result is grouped and scored."""
+
+    CONFIG = "config"
+    SECRETS = "secrets"
+    TRANSPORT = "transport"
+    HTTP = "http"
+    AUTH = "auth"
+    DATABASE = "database"
+    MIGRATIONS = "migrations"
+    BACKUPS = "backups"
+    SMOKE = "smoke"
+    LOAD = "load"
+    OBSERVABILITY = "observability"
+    OPERATIONS = "operations"
+    COMPLIANCE = "compliance"
+
+
+class Severity(str, enum.Enum):
+    """How much a failure matters; sets the default weight and the gate."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more severe."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+
+class Capability(str, enum.Enum):
+    """What a check needs from the environment."""
+
+    ENV = "env"
+    REPO = "repo"
+    HTTP = "http"
+    AUTH = "auth"
+    DB = "db"
+    AWS = "aws"
+    LOAD = "load"
+    MANAGED_TARGET = "managed_target"
+
+
+class Safety(str, enum.Enum):
+    """What a check may do to the target."""
+
+    PASSIVE = "passive"
+    READ_ONLY = "read_only"
+    MUTATING = "mutating"
+    LOAD = "load"
+
+
+_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
+
+
+class RemediationSpec(BaseModel):
+    """The fix for a failing check."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    text: str = Field(min_length=1)
+    snippet: str | None = None
+    link: str | None = None
+
+    def build(self) -> Remediation:
+        """As result data."""
+        return Remediation(self.text, self.snippet, self.link)
+
+
+class CheckMeta(BaseModel):
+    """Frozen, validated metadata of a check."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    title: str = Field(min_length=3, max_length=59)
+    failure_title: str = Field(min_length=3, max_length=59)
+    description: str = Field(min_length=10)
+    remediation: RemediationSpec
+    category: Category
+    severity: Severity
+    requires: tuple[Capability, ...] = ()
+    safety: Safety = Safety.PASSIVE
+    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    exclusive: bool = False
+    retryable: bool = False
+    tags: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError(f"check id {v!r} must look like area.name (lower case, dotted)")
+        return v
+
+    @field_validator("description")
+    @classmethod
+    def _one_link(cls, v: str) -> str:
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+", v.strip()) if s]
+        if len(sentences) > 4:
+            raise ValueError("description must be 1-3 sentences (why it matters)")
+        return v
+
+
+class Check:
+    """A readiness check: metadata plus one `run(ctx)` that yields results."""
+
+    meta: ClassVar[CheckMeta]
+
+    def run(self, ctx: Context) -> Iterable[Result]:
+        """Yield results; never raise a finding, never build clients of your own."""
+        raise NotImplementedError
+
+    # -- result helpers bound to this check's id ----------------------------------------
+    @property
+    def id(self) -> str:
+        """This check's id."""
+        return self.meta.id
+
+    def passed(self, subject: str, summary: str, **kw: Any) -> Result:
+        """The property holds for `subject`."""
+        return Result.passed(self.id, subject, summary, **kw)
+
+    def warned(self, subject: str, summary: str, **kw: Any) -> Result:
+        """The property holds partly for `subject`."""
+        return Result.warned(self.id, subject, summary, **kw)
+
+    def failed(self, subject: str, summary: str, **kw: Any) -> Result:
+        """The property does not hold for `subject`."""
+        return Result.failed(self.id, subject, summary, **kw)
+
+    def skipped(self, subject: str, reason: str) -> Result:
+        """Not applicable to `subject`."""
+        return Result.skipped(self.id, subject, reason)
+
+    def blocked(self, subject: str, root_cause: str) -> Result:
+        """`subject` cannot be checked because `root_cause` failed."""
+        return Result.blocked_by(self.id, subject, root_cause)
+
+    def errored(self, subject: str, reason: ErrorReason, detail: str, **kw: Any) -> Result:
+        """`subject` could not be checked."""
+        return Result.errored(self.id, subject, reason, detail, **kw)
+
+    def measure(
+        self,
+        subject: str,
+        value: Number,
+        *,
+        curve: Curve,
+        summary: str,
+        fail_at: Number | None = None,
+        warn_at: Number | None = None,
+        unit: str | None = None,
+        **kw: Any,
+    ) -> Result:
+        """A measurement scored on `curve`, with status from `fail_at`/`warn_at`."""
+        return Result.measure(
+            self.id,
+            subject,
+            value,
+            curve=curve,
+            summary=summary,
+            fail_at=fail_at,
+            warn_at=warn_at,
+            unit=unit,
+            **kw,
+        )
+
+
+_REGISTRY: dict[str, type[Check]] = {}
+
+
+def register(cls: type[Check]) -> type[Check]:
+    """Class decorator: validate and add a check to the registry (duplicate ids are errors)."""
+    meta = getattr(cls, "meta", None)
+    if not isinstance(meta, CheckMeta):
+        raise CheckDefinitionError(f"{cls.__qualname__} has no CheckMeta `meta` attribute")
+    existing = _REGISTRY.get(meta.id)
+    if existing is not None and existing is not cls:
+        if (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise CheckDefinitionError(
+                f"check id {meta.id!r} is registered twice: by {existing.__module__} and "
+                f"{cls.__module__}"
+            )
+    _REGISTRY[meta.id] = cls
+    return cls
+
+
+def registered() -> Iterator[type[Check]]:
+    """Every check class registered so far."""
+    return iter(_REGISTRY.values())

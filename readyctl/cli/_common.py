@@ -1,0 +1,19 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import typer
+
+CONFIG_OPT = typer.Option(
+    None, "--config", "-c", help="Config file (default: ./readyctl.yaml, else built-in defaults)."
+)
+ENV_OPT = typer.Option(None, "--env", "-e", help="Environment name from the config.")
+OUT_OPT = typer.Option(None, "--out", "-o", help="Report directory (default: reports/).")
+FORMAT_OPT = typer.Option(
+    None,
+    "--format",
+    "-f",
+    help="Comma-separated formats: terminal,json,html,junit,markdown (default: terminal,json).",
+)
+QUIET_OPT = typer.Option(False, "--quiet", "-q", help="Print only the verdict line.")
+NO_COLOR_OPT = typer.Option(False, "--no-color", help="No colours in terminal output.")

@@ -1,0 +1,235 @@
+"""The shared path of every command that runs checks: config, target, runner, reports, exit."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from readyctl.errors import ConfigError, ReadyctlError, UsageError
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """Everything `readyctl check` (and its narrower siblings) can be told."""
+
+    config: Path | None = None
+    env: str | None = None
+    base_url: str | None = None
+    env_file: Path | None = None
+    database_url: str | None = None
+    out: Path | None = None
+    formats: str | None = None
+    only: Sequence[str] = ()
+    skip: Sequence[str] = ()
+    jobs: int | None = None
+    deadline: float | None = None
+    plan: bool = False
+    quiet: bool = False
+    no_color: bool = False
+    process_env: bool = False
+    fixed_selection: Sequence[str] = ()
+    no_defaults_config: bool = False
+
+
+def _parse_duration(text: str) -> float:
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if not m:
+        raise UsageError(f"--deadline {text!r} is not a duration; write e.g. 90s, 5m or 1h")
+    value, unit = float(m.group(1)), m.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+def _install_log_redaction() -> None:
+    from readyctl.redact import RedactingFilter
+
+    root = logging.getLogger()
+    if not any(isinstance(f, RedactingFilter) for f in root.filters):
+        root.addFilter(RedactingFilter())
+        for h in root.handlers:
+            h.addFilter(RedactingFilter())
+    level = os.environ.get("READYCTL_LOG")
+    if level:
+        handler = logging.FileHandler(level) if "/" in level else logging.StreamHandler()
+        handler.addFilter(RedactingFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+
+
+def _start_managed(env: Any, faults: list[str], console: Any) -> tuple[Any, Any]:
+    from readyctl.demo import managed as demo_managed
+
+    if not console.quiet:
+        extra = f" with faults {', '.join(faults)}" if faults else ""
+        console.print(f"Starting the managed demo target{extra}...", style="dim")
+    try:
+        handle = demo_managed.start(faults)
+    except ValueError as e:
+        raise ConfigError(f"managed demo: {e}") from None
+    except RuntimeError as e:
+        raise ReadyctlError(f"managed demo could not start: {e}") from None
+    update = {
+        "base_url": handle.base_url,
+        "http_url": handle.http_url,
+        "ca_bundle": handle.ca_bundle,
+        "env_file": handle.env_file,
+        "database_url": handle.database_url,
+    }
+    return handle, env.model_copy(update=update)
+
+
+def execute(opts: RunOptions) -> int:
+    """Run checks as configured; returns the exit code."""
+    from readyctl.cli._ui import Progress, make_console, print_plan
+    from readyctl.config import load_config
+    from readyctl.context import Context
+    from readyctl.redact import global_redactor
+    from readyctl.registry import load_catalog
+    from readyctl.reporters import parse_formats, write_files
+    from readyctl.runner import plan, run, select, unknown_patterns
+
+    _install_log_redaction()
+    redactor = global_redactor()
+    console = make_console(no_color=opts.no_color, quiet=opts.quiet)
+    loaded = load_config(None if opts.no_defaults_config else opts.config)
+    cfg = loaded.config
+    env_name, env = loaded.environment(opts.env)
+    update: dict[str, Any] = {}
+    if opts.base_url:
+        update["base_url"] = opts.base_url.rstrip("/")
+    if opts.env_file:
+        if not opts.env_file.is_file():
+            raise UsageError(f"--env-file {opts.env_file}: no such file; check the path")
+        update["env_file"] = str(opts.env_file.resolve())
+        update["env_source"] = "both" if opts.process_env else "file"
+    elif opts.process_env:
+        update["env_source"] = "both" if env.env_file else "process"
+    if opts.database_url:
+        update["database_url"] = opts.database_url
+    if update:
+        env = env.model_copy(update=update)
+        redactor.add(env.database_url)
+
+    try:
+        formats = parse_formats(opts.formats or cfg.report.formats)
+    except ValueError as e:
+        raise UsageError(f"--format: {e}") from None
+    out_dir = opts.out or loaded.resolve_path(cfg.report.out)
+
+    catalog = load_catalog()
+    only = list(opts.only) or list(cfg.only)
+    skip = list(opts.skip) + list(cfg.skip)
+    for flag, patterns, key in (("--only", opts.only, "only"), ("--skip", opts.skip, "skip")):
+        bad = unknown_patterns(catalog, patterns)
+        if bad:
+            raise UsageError(
+                f"{flag} {bad[0]!r} matches no check id, tag or category; "
+                "see `readyctl list` for the ids"
+            )
+        bad = unknown_patterns(catalog, getattr(cfg, key))
+        if bad:
+            idx = list(getattr(cfg, key)).index(bad[0])
+            raise loaded.error((key, idx), f"{bad[0]!r} matches no check id, tag or category")
+    for cid in cfg.checks:
+        if cid not in catalog.checks:
+            raise loaded.error(("checks", cid), f"unknown check id {cid!r}; see `readyctl list`")
+    for i, pattern in enumerate(env.allow):
+        if unknown_patterns(catalog, [pattern]):
+            raise loaded.error(
+                ("environments", env_name, "allow", i),
+                f"{pattern!r} matches no check id, tag or category",
+            )
+    candidates = list(catalog)
+    if opts.fixed_selection:
+        candidates = select(candidates, opts.fixed_selection, ())
+    selected = select(candidates, only, skip)
+    if not selected:
+        raise UsageError("the selection is empty: --only/--skip leave no check to run")
+
+    deadline_s = opts.deadline if opts.deadline is not None else cfg.runner.deadline_s
+    jobs = opts.jobs or cfg.runner.jobs
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+
+    ctx_kwargs: dict[str, Any] = dict(
+        config=cfg, env_name=env_name, base_dir=loaded.base_dir, redactor=redactor
+    )
+    if opts.plan:
+        ctx = Context(environment=env, **ctx_kwargs)
+        print_plan(console, plan(ctx, selected, catalog.checks), env_name, env)
+        return 0
+
+    handle = None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        if env.managed == "demo":
+            faults = list(env.faults)
+            faults += [f for f in os.environ.get("READYCTL_DEMO_FAULTS", "").split(",") if f]
+            handle, env = _start_managed(env, list(dict.fromkeys(faults)), console)
+        ctx = Context(environment=env, managed=handle, **ctx_kwargs)
+        if handle is not None:
+            ctx.add_cleanup(handle.stop)
+        items = plan(ctx, selected, catalog.checks)
+        with Progress(console, total=len(items), enabled=not opts.quiet) as progress:
+            outcome = run(
+                ctx, items, jobs=jobs, deadline_s=deadline_s, progress=progress.update
+            )
+    except KeyboardInterrupt:
+        if handle is not None:
+            handle.stop()
+        console.print("interrupted before any check ran; nothing to report", style="yellow")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    from readyctl.report import build_report
+    from readyctl.reporters.terminal import render, render_quiet
+
+    report = build_report(
+        outcome,
+        config=cfg,
+        env_name=env_name,
+        environment=env,
+        redactor=redactor,
+        only=only,
+        skip=skip,
+    )
+    written = write_files(report, out_dir, formats)
+    json_path = written.get("json")
+    if "terminal" in formats:
+        if opts.quiet:
+            render_quiet(report, console.out, json_path=json_path)
+        else:
+            render(report, console.out, json_path=json_path)
+    for problem in outcome.cleanup_problems:
+        console.err.print(problem, style="yellow", markup=False)
+    return report.exit_code
+
+
+def run_command(opts: RunOptions) -> None:
+    """Execute and exit with the documented code (user errors are one line, exit 2)."""
+    import typer
+
+    try:
+        code = execute(opts)
+    except ReadyctlError as e:
+        from readyctl.redact import global_redactor
+
+        sys.stderr.write(f"error: {global_redactor().text(str(e))}\n")
+        raise typer.Exit(e.exit_code) from None
+    raise typer.Exit(code)
+
+
+parse_duration = _parse_duration

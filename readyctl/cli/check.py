@@ -1,0 +1,91 @@
+"""`readyctl check`: run the checklist, score it, gate the deploy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from readyctl.cli._common import (
+    CONFIG_OPT,
+    ENV_OPT,
+    FORMAT_OPT,
+    NO_COLOR_OPT,
+    OUT_OPT,
+    QUIET_OPT,
+)
+
+EXIT_HELP = (
+    "Exit codes, first that applies: 2 usage or config error (nothing ran); 130 interrupted; "
+    "1 not ready (a blocking failure, score under fail_under, a regression or an expired "
+    "waiver); 3 inconclusive (no blocking failure, but a critical check errored or is "
+    "blocked); 0 ready."
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command."""
+
+    @app.command(
+        "check",
+        help=(
+            "Run the readiness checks against an environment, score them and gate.\n\n"
+            "Examples:\n\n"
+            "  readyctl check\n\n"
+            "  readyctl check --env staging --format json,junit --out reports/\n\n"
+            "  readyctl check --only 'env.*' --skip env.example_drift\n\n"
+            "  readyctl check --plan\n\n" + EXIT_HELP
+        ),
+    )
+    def check(
+        config: Path | None = CONFIG_OPT,
+        env: str | None = ENV_OPT,
+        base_url: str | None = typer.Option(
+            None, "--base-url", help="Target API base URL (overrides the environment's)."
+        ),
+        env_file: Path | None = typer.Option(
+            None, "--env-file", help="Env file to validate (overrides the environment's)."
+        ),
+        out: Path | None = OUT_OPT,
+        format: str | None = FORMAT_OPT,
+        only: list[str] = typer.Option(
+            [], "--only", help="Run only checks matching an id glob, tag or category (repeat)."
+        ),
+        skip: list[str] = typer.Option(
+            [], "--skip", help="Skip checks matching an id glob, tag or category (repeat)."
+        ),
+        jobs: int | None = typer.Option(None, "--jobs", "-j", help="Checks run in parallel."),
+        deadline: str | None = typer.Option(
+            None, "--deadline", help="Overall deadline, e.g. 90s or 10m."
+        ),
+        plan: bool = typer.Option(
+            False, "--plan", help="List what would run and what it touches; contact nothing."
+        ),
+        quiet: bool = QUIET_OPT,
+        no_color: bool = NO_COLOR_OPT,
+    ) -> None:
+        from readyctl.cli._run import RunOptions, parse_duration, run_command
+        from readyctl.errors import UsageError
+
+        try:
+            deadline_s = parse_duration(deadline) if deadline else None
+        except UsageError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        run_command(
+            RunOptions(
+                config=config,
+                env=env,
+                base_url=base_url,
+                env_file=env_file,
+                out=out,
+                formats=format,
+                only=only,
+                skip=skip,
+                jobs=jobs,
+                deadline=deadline_s,
+                plan=plan,
+                quiet=quiet,
+                no_color=no_color,
+            )
+        )

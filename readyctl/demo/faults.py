@@ -1,0 +1,162 @@
+"""Fault switches of the demo: each one breaks exactly one readiness property."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+FAULTS_ENV = "READYCTL_DEMO_FAULTS"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault switch: its name, what it breaks and the checks that must turn red."""
+
+    name: str
+    description: str
+    checks: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the stable JSON shape {"name", "description", "checks"}."""
+        return {"name": self.name, "description": self.description, "checks": list(self.checks)}
+
+
+# The `checks` lists are plain data: the engine adds a check id here when it adds the check.
+_ALL: tuple[Fault, ...] = (
+    Fault("no-hsts", "HTTPS responses carry no Strict-Transport-Security header.", []),
+    Fault(
+        "no-security-headers",
+        "No X-Content-Type-Options, X-Frame-Options, Referrer-Policy or Content-Security-Policy.",
+        [],
+    ),
+    Fault(
+        "server-banner",
+        "Responses disclose the stack: 'Server: uvicorn/<version>' and 'X-Powered-By'.",
+        [],
+    ),
+    Fault(
+        "cors-wildcard",
+        "CORS reflects any Origin and allows credentials.",
+        [],
+    ),
+    Fault(
+        "no-https-redirect",
+        "The plain-HTTP port serves the API instead of redirecting to HTTPS.",
+        [],
+    ),
+    Fault("no-rate-limit", "No per-endpoint rate limits (register, password reset, counsel).", []),
+    Fault(
+        "unversioned-api",
+        "Routes are served without the /v1 prefix and unknown versions (/v2) are not rejected.",
+        [],
+    ),
+    Fault("docs-public", "/api/docs and /api/docs-json are served without authentication.", []),
+    Fault("ready-ignores-db", "/health/ready answers 200 even when the database is down.", []),
+    Fault("stack-traces", "500 and 422 error bodies include a traceback with file paths.", []),
+    Fault("no-compression", "Large responses are not gzip-compressed.", []),
+    Fault("no-pagination-cap", "The session list returns as many rows as 'limit' asks for.", []),
+    Fault(
+        "user-enumeration",
+        "Login, register and password reset reveal whether an account exists.",
+        [],
+    ),
+    Fault("jwt-none-alg", "Access tokens signed with alg 'none' are accepted.", []),
+    Fault("jwt-no-expiry-check", "Expired access tokens are accepted.", []),
+    Fault(
+        "refresh-reuse",
+        "A refresh token can be used again; reuse neither fails nor revokes the family.",
+        [],
+    ),
+    Fault(
+        "weak-jwt-secret",
+        "JWT_SECRET in the env file is short and low-entropy; the startup guard is off.",
+        [],
+    ),
+    Fault(
+        "missing-env",
+        "OPENAI_API_KEY is missing from the env file; the startup guard is off.",
+        [],
+    ),
+    Fault(
+        "env-placeholder",
+        "POSTMARK_API_TOKEN in the env file is the placeholder 'changeme'; the guard is off.",
+        [],
+    ),
+    Fault(
+        "pool-defaults",
+        "DATABASE_URL has no connection_limit or pool_timeout (driver defaults).",
+        [],
+    ),
+    Fault("irreversible-migration", "The newest migration's downgrade raises.", []),
+    Fault(
+        "lossy-migration",
+        "The newest migration's downgrade succeeds but leaves the schema different.",
+        [],
+    ),
+    Fault(
+        "unsafe-migration",
+        "A pending migration builds an index without CONCURRENTLY on an existing table.",
+        [],
+    ),
+    Fault(
+        "missing-index",
+        "A migration drops the (user_id, status) index: the hot session query seq-scans.",
+        [],
+    ),
+    Fault("no-backup", "No logical backup is written to the backup location.", []),
+    Fault("stale-backup", "The only backup is 3 days old (older than the RPO).", []),
+    Fault("slow-counsel", "Every simulated AI reply takes 3 s.", []),
+    Fault("error-burst", "Exactly 1 in 5 counsel requests answers 500.", []),
+    Fault(
+        "crisis-detection-off",
+        "Crisis messages are not flagged and replies carry no crisis resources.",
+        [],
+    ),
+    Fault("email-broken", "Emails are silently not delivered to the mail provider.", []),
+    Fault("webhook-unsigned", "The billing webhook accepts unsigned or forged events.", []),
+    Fault("cross-tenant", "A user can read another organization's counseling session.", []),
+    Fault(
+        "no-graceful-shutdown",
+        "On SIGTERM the server exits at once, dropping in-flight requests.",
+        [],
+    ),
+    Fault("no-metrics", "/metrics answers 404.", []),
+)
+
+FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}
+
+# Faults that change the env file and switch off the startup guard.
+ENV_FAULTS = frozenset({"weak-jwt-secret", "missing-env", "env-placeholder"})
+# Faults that add a migration version location (see migrate.py).
+MIGRATION_FAULTS = frozenset(
+    {"irreversible-migration", "lossy-migration", "unsafe-migration", "missing-index"}
+)
+
+
+def validate_faults(faults: Iterable[str]) -> tuple[str, ...]:
+    """Return the faults de-duplicated in registry order; raise ValueError on unknown names."""
+    wanted = [f.strip() for f in faults if f and f.strip()]
+    unknown = sorted({f for f in wanted if f not in FAULTS})
+    if unknown:
+        raise ValueError(
+            f"unknown demo fault(s): {', '.join(unknown)}; valid faults: {', '.join(FAULTS)}"
+        )
+    chosen = set(wanted)
+    return tuple(name for name in FAULTS if name in chosen)
+
+
+def parse_faults(value: str | None) -> tuple[str, ...]:
+    """Parse a comma-separated fault list such as READYCTL_DEMO_FAULTS."""
+    return validate_faults((value or "").split(","))
+
+
+def faults_from_env(environ: dict[str, str] | None = None) -> tuple[str, ...]:
+    """Return the faults named by READYCTL_DEMO_FAULTS in the environment."""
+    env = os.environ if environ is None else environ
+    return parse_faults(env.get(FAULTS_ENV))
+
+
+def as_json_list() -> list[dict[str, object]]:
+    """Return every fault as {"name", "description", "checks"} for `demo faults --format json`."""
+    return [f.as_dict() for f in FAULTS.values()]

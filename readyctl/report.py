@@ -1,0 +1,190 @@
+"""The Report: the JSON contract every format renders from."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from readyctl import __version__
+from readyctl.check import CheckMeta
+from readyctl.config import Config, Environment
+from readyctl.redact import Redactor
+from readyctl.result import Result, Status
+from readyctl.runner import RunOutcome
+from readyctl.scoring import GateDecision, GateReason, decide, grade, score_results
+
+SCHEMA_VERSION = 1
+STATUS_ORDER = ["fail", "error", "blocked", "warn", "pass", "skip"]
+
+
+def _target(env: Environment, redactor: Redactor) -> dict[str, Any]:
+    db = None
+    if env.database_url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(env.database_url)
+        db = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    return redactor.value(
+        {
+            "base_url": env.base_url,
+            "http_url": env.http_url,
+            "managed": env.managed,
+            "database": db,
+            "env_file": env.env_file,
+        }
+    )
+
+
+def result_dict(r: Result, meta: CheckMeta, weight: float | None) -> dict[str, Any]:
+    """One result in the JSON contract."""
+    failing = r.status in (Status.FAIL, Status.ERROR, Status.WARN)
+    return {
+        "id": r.check_id,
+        "subject": r.subject,
+        "title": meta.failure_title if failing else meta.title,
+        "category": meta.category.value,
+        "severity": meta.severity.value,
+        "status": r.status.value,
+        "score": r.value,
+        "weight": round(weight, 4) if weight is not None else None,
+        "summary": r.summary,
+        "reason": r.reason,
+        "error_reason": r.error_reason.value if r.error_reason else None,
+        "measured": r.measured,
+        "threshold": r.threshold,
+        "unit": r.unit,
+        "evidence": dict(r.evidence),
+        "remediation": meta.remediation.build().to_dict(),
+        "description": meta.description,
+        "refs": list(meta.refs),
+        "duration_ms": r.duration_ms,
+        "attempts": r.attempts,
+        "passed_on_retry": r.passed_on_retry,
+        "trace": r.trace,
+        "waiver": None,
+    }
+
+
+@dataclasses.dataclass
+class Report:
+    """A run's report as plain data (what `readiness.json` holds)."""
+
+    data: dict[str, Any]
+
+    # -- accessors ---------------------------------------------------------------------
+    @property
+    def verdict(self) -> str:
+        """ready | not_ready | inconclusive."""
+        return self.data["verdict"]
+
+    @property
+    def exit_code(self) -> int:
+        """The documented exit code for this verdict."""
+        return int(self.data["exit_code"])
+
+    @property
+    def score(self) -> float | None:
+        """0-100, or None when nothing was scored."""
+        return self.data["score"]
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """Result dicts in stable order."""
+        return self.data["results"]
+
+    def to_json(self) -> str:
+        """Serialized JSON."""
+        return json.dumps(self.data, indent=2, sort_keys=False, default=str)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Report:
+        """Read a `readiness.json` written by any readyctl of this schema version."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"{path} is not a readyctl report of schema {SCHEMA_VERSION}")
+        return cls(data)
+
+
+def build_report(
+    outcome: RunOutcome,
+    *,
+    config: Config,
+    env_name: str,
+    environment: Environment,
+    redactor: Redactor,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    extra_metas: Mapping[str, CheckMeta] | None = None,
+) -> Report:
+    """Score, gate and assemble the report; every string passes through the redactor."""
+    metas = dict(outcome.metas)
+    if extra_metas:
+        metas.update(extra_metas)
+    results = [r.redacted(redactor) for r in outcome.results]
+    scored = score_results(results, metas, config.scoring)
+    any_warn = any(r.status is Status.WARN for r in results)
+    decision: GateDecision = decide(
+        results,
+        metas,
+        scored.overall,
+        config.gate,
+        interrupted=outcome.interrupted,
+    )
+    if config.gate.retry_pass_is_warn:
+        results = [
+            dataclasses.replace(r, status=Status.WARN, score=0.5) if r.passed_on_retry else r
+            for r in results
+        ]
+    counts = Counter(r.status.value for r in results)
+    categories = []
+    for cat, value in scored.categories.items():
+        cat_counts = Counter(r.status.value for r in results if metas[r.check_id].category == cat)
+        categories.append({"name": cat, "score": value, "counts": dict(cat_counts)})
+    data: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "readyctl", "version": __version__},
+        "score": scored.overall,
+        "grade": grade(scored.overall, any_warn),
+        "verdict": decision.verdict,
+        "exit_code": decision.exit_code,
+        "gate": {
+            "passed": decision.verdict == "ready",
+            "reasons": [redactor.value(g.to_dict()) for g in decision.reasons],
+            "block_on": config.gate.block_on.value,
+            "fail_under": config.gate.fail_under,
+            "max_regression": config.gate.max_regression,
+        },
+        "environment": {"name": env_name, "production": environment.production},
+        "target": _target(environment, redactor),
+        "started_at": outcome.started_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": outcome.duration_s,
+        "interrupted": outcome.interrupted,
+        "selection": {"only": list(only), "skip": list(skip)},
+        "counts": {s: counts.get(s, 0) for s in STATUS_ORDER},
+        "categories": categories,
+        "cleanup_problems": [redactor.text(p) for p in outcome.cleanup_problems],
+        "results": [
+            redactor.value(result_dict(r, metas[r.check_id], scored.weights.get(r.key)))
+            for r in sorted(
+                results,
+                key=lambda r: (
+                    metas[r.check_id].category.value,
+                    STATUS_ORDER.index(r.status.value),
+                    r.check_id,
+                    r.subject,
+                ),
+            )
+        ],
+        "baseline": None,
+    }
+    return Report(data)
+
+
+def gate_reasons(report: Report) -> list[GateReason]:
+    """The gate's reasons as objects."""
+    return [GateReason(**g) for g in report.data["gate"]["reasons"]]

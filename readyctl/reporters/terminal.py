@@ -1,0 +1,149 @@
+"""The terminal report: grouped table, score and grade, verdict, blockers with their fixes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from readyctl.redact import global_redactor
+from readyctl.report import Report
+
+STATUS_STYLE = {
+    "pass": ("PASS", "green"),
+    "warn": ("WARN", "yellow"),
+    "fail": ("FAIL", "bold red"),
+    "error": ("ERROR", "magenta"),
+    "blocked": ("BLOCKED", "magenta"),
+    "skip": ("SKIP", "dim"),
+}
+VERDICT_STYLE = {
+    "ready": ("READY", "bold green"),
+    "not_ready": ("NOT READY", "bold red"),
+    "inconclusive": ("INCONCLUSIVE", "bold yellow"),
+}
+
+
+def make_console(*, no_color: bool = False, stderr: bool = False) -> Console:
+    """A console that stays plain and readable when not a TTY."""
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal else 120
+    return Console(
+        stderr=stderr,
+        no_color=no_color,
+        highlight=False,
+        width=width,
+        soft_wrap=False,
+        emoji=False,
+    )
+
+
+def _measured(r: dict[str, Any]) -> str:
+    m, t, unit = r.get("measured"), r.get("threshold"), r.get("unit") or ""
+    if m is None:
+        return ""
+    text = f"{m:g}{unit}" if isinstance(m, int | float) else str(m)
+    if t is not None:
+        text += f" / {t:g}{unit}" if isinstance(t, int | float) else f" / {t}"
+    return text
+
+
+def render(report: Report, console: Console, *, json_path: Path | None = None) -> None:
+    """Print the report."""
+    red = global_redactor()
+    data = report.data
+    by_cat: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in data["results"]:
+        by_cat[r["category"]].append(r)
+    cat_scores = {c["name"]: c["score"] for c in data["categories"]}
+    table = Table(
+        title="Readiness checks", show_lines=False, expand=False, title_justify="left", pad_edge=False
+    )
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Subject", overflow="fold", max_width=28)
+    table.add_column("Sev", no_wrap=True)
+    table.add_column("Summary", overflow="fold")
+    table.add_column("Value", no_wrap=True)
+    for cat in sorted(by_cat):
+        score = cat_scores.get(cat)
+        label = f"{cat}  {score:g}" if score is not None else f"{cat}  -"
+        table.add_row("", Text(label, style="bold cyan"), "", "", "", "", end_section=False)
+        for r in by_cat[cat]:
+            word, style = STATUS_STYLE[r["status"]]
+            if r.get("waiver"):
+                word += "*"
+            summary = r["summary"]
+            if r.get("passed_on_retry"):
+                summary += f" (passed on retry, {r['attempts']} attempts)"
+            table.add_row(
+                Text(word, style=style),
+                Text(red.text(r["id"])),
+                Text(red.text(r["subject"])),
+                Text(r["severity"]),
+                Text(red.text(summary)),
+                Text(red.text(_measured(r))),
+            )
+        table.add_section()
+    console.print(table)
+
+    counts = data["counts"]
+    count_line = "  ".join(f"{k} {v}" for k, v in counts.items() if v)
+    score = data["score"]
+    word, style = VERDICT_STYLE[data["verdict"]]
+    if data.get("interrupted"):
+        word = f"{word} (INTERRUPTED)"
+    head = Text.assemble(
+        ("Score ", "bold"),
+        (f"{score:g}" if score is not None else "-", "bold"),
+        ("/100  grade ", ""),
+        (data["grade"], "bold"),
+        ("   verdict ", ""),
+        (word, style),
+    )
+    lines: list[Any] = [head, Text(count_line, style="dim")]
+    reasons = data["gate"]["reasons"]
+    if reasons:
+        lines.append(Text(""))
+        lines.append(Text("Why:", style="bold"))
+        for g in reasons:
+            lines.append(Text(f"  - {red.text(g['message'])}"))
+    blockers = [
+        r
+        for r in data["results"]
+        if any(g.get("check_id") == r["id"] and g.get("subject") == r["subject"] for g in reasons)
+    ]
+    if blockers:
+        lines.append(Text(""))
+        lines.append(Text("Fix first:", style="bold"))
+        for r in blockers:
+            rem = r["remediation"] or {}
+            lines.append(Text(f"  {r['id']} [{red.text(r['subject'])}]", style="bold"))
+            lines.append(Text(f"    {red.text(rem.get('text') or '')}"))
+            if rem.get("snippet"):
+                for snippet_line in red.text(rem["snippet"]).splitlines():
+                    lines.append(Text(f"      {snippet_line}", style="cyan"))
+            if rem.get("link"):
+                lines.append(Text(f"    {rem['link']}", style="blue"))
+    if json_path is not None:
+        lines.append(Text(""))
+        lines.append(Text(f"JSON report: {json_path}"))
+    console.print(Panel(Group(*lines), title="readyctl", expand=False))
+
+
+def render_quiet(report: Report, console: Console, *, json_path: Path | None = None) -> None:
+    """One line: verdict, score, grade (for --quiet)."""
+    data = report.data
+    word, style = VERDICT_STYLE[data["verdict"]]
+    score = data["score"]
+    where = f"  {json_path}" if json_path else ""
+    console.print(
+        f"[{style}]{escape(word)}[/] score {score if score is not None else '-'} "
+        f"grade {data['grade']}{escape(where)}"
+    )
