@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import fnmatch
 import importlib.util
+import os
 import queue
 import threading
 import time
@@ -237,6 +238,15 @@ def _execute(check: type[Check], ctx: Context) -> list[Result]:
     return results
 
 
+def _record_statuses(check_id: str, results: Sequence[Result]) -> None:
+    """Append statuses to $READYCTL_STATUS_LOG (the test suite's proof that checks can fail)."""
+    path = os.environ.get("READYCTL_STATUS_LOG")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(f"{check_id} {r.status.value}\n" for r in results))
+
+
 def _retryable_failure(results: Sequence[Result]) -> bool:
     return any(
         r.status is Status.ERROR
@@ -250,6 +260,7 @@ def _attempt_loop(check: type[Check], ctx: Context, retries: int) -> tuple[list[
     while True:
         attempts += 1
         results = _execute(check, ctx)
+        _record_statuses(check.meta.id, results)
         if not check.meta.retryable or attempts > retries or not _retryable_failure(results):
             return results, attempts
         delay = BACKOFF_S * (2 ** (attempts - 1))

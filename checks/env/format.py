@@ -45,6 +45,8 @@ class EnvFormat(Check):
             value = src.values.get(name)
             if value is None or not value.strip():
                 continue  # absence is env.required's finding
+            if rule.type == "str" and (is_secret(name, rule) or rule.min_length is None):
+                continue  # a secret's length is env.secret_strength's finding
             checked += 1
             problem = type_problem(rule, value)
             shown = "" if is_secret(name, rule) else f" ({value[:60]!r})"

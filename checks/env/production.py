@@ -39,6 +39,11 @@ class EnvProduction(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """Results for the environment name, each debug flag, and each public URL."""
         cfg = ctx.config.env
+        if not ctx.environment.production and ctx.env_name != "default":
+            yield self.skipped(
+                "*", f"{ctx.env_name} is not a production environment (production: false)"
+            )
+            return
         values = ctx.env_source().values
         wanted = {v.lower() for v in cfg.production_values}
         named = [n for n in cfg.production_vars if values.get(n)]

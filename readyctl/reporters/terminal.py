@@ -54,7 +54,23 @@ def _measured(r: dict[str, Any]) -> str:
     return text
 
 
-def render(report: Report, console: Console, *, json_path: Path | None = None) -> None:
+def _rows(results: list[dict[str, Any]], verbose: bool) -> list[tuple[dict[str, Any], int]]:
+    """Non-passing results one per row; a check's passing results collapse into one row."""
+    rows: list[tuple[dict[str, Any], int]] = []
+    passes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        if r["status"] == "pass" and not verbose and not r.get("passed_on_retry"):
+            passes[r["id"]].append(r)
+        else:
+            rows.append((r, 1))
+    for group in passes.values():
+        rows.append((group[0], len(group)))
+    return rows
+
+
+def render(
+    report: Report, console: Console, *, json_path: Path | None = None, verbose: bool = False
+) -> None:
     """Print the report."""
     red = global_redactor()
     data = report.data
@@ -70,25 +86,28 @@ def render(report: Report, console: Console, *, json_path: Path | None = None) -
     table.add_column("Subject", overflow="fold", max_width=28)
     table.add_column("Sev", no_wrap=True)
     table.add_column("Summary", overflow="fold")
-    table.add_column("Value", no_wrap=True)
+    table.add_column("Value", overflow="fold", max_width=22)
     for cat in sorted(by_cat):
         score = cat_scores.get(cat)
         label = f"{cat}  {score:g}" if score is not None else f"{cat}  -"
         table.add_row("", Text(label, style="bold cyan"), "", "", "", "", end_section=False)
-        for r in by_cat[cat]:
+        for r, collapsed in _rows(by_cat[cat], verbose):
             word, style = STATUS_STYLE[r["status"]]
             if r.get("waiver"):
                 word += "*"
             summary = r["summary"]
+            subject = r["subject"]
+            if collapsed > 1:
+                summary, subject = f"{collapsed} subjects pass", "*"
             if r.get("passed_on_retry"):
                 summary += f" (passed on retry, {r['attempts']} attempts)"
             table.add_row(
                 Text(word, style=style),
                 Text(red.text(r["id"])),
-                Text(red.text(r["subject"])),
+                Text(red.text(subject)),
                 Text(r["severity"]),
                 Text(red.text(summary)),
-                Text(red.text(_measured(r))),
+                Text(red.text(_measured(r)) if collapsed <= 1 else ""),
             )
         table.add_section()
     console.print(table)
@@ -122,9 +141,13 @@ def render(report: Report, console: Console, *, json_path: Path | None = None) -
     if blockers:
         lines.append(Text(""))
         lines.append(Text("Fix first:", style="bold"))
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in blockers:
-            rem = r["remediation"] or {}
-            lines.append(Text(f"  {r['id']} [{red.text(r['subject'])}]", style="bold"))
+            grouped[r["id"]].append(r)
+        for cid, rs in grouped.items():
+            rem = rs[0]["remediation"] or {}
+            subjects = ", ".join(red.text(r["subject"]) for r in rs)
+            lines.append(Text(f"  {cid} [{subjects}]", style="bold"))
             lines.append(Text(f"    {red.text(rem.get('text') or '')}"))
             if rem.get("snippet"):
                 for snippet_line in red.text(rem["snippet"]).splitlines():

@@ -1,0 +1,262 @@
+"""Counseling endpoints under /v1/counsel: sessions, messages and the simulated AI reply."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from readyctl.demo._core import ApiError
+from readyctl.demo._counsel_ai import assess, compose_reply
+from readyctl.demo._deps import (
+    DB_ERRORS,
+    V1,
+    CurrentUser,
+    current_user,
+    db_pool,
+    fetchall,
+    fetchone,
+    state_of,
+    unavailable,
+)
+from readyctl.demo._ratelimit import COUNSEL_MESSAGE
+
+PAGE_CAP = 100
+SLOW_COUNSEL_S = 3.0
+
+
+async def count_counsel_request(request: Request) -> None:
+    """Count counsel requests; under error-burst every fifth one fails with a 500."""
+    state = state_of(request)
+    state.counsel_requests += 1
+    if state.has("error-burst") and state.counsel_requests % 5 == 0:
+        raise RuntimeError("simulated upstream failure (error-burst)")
+
+
+router = APIRouter(tags=["counsel"], dependencies=[Depends(count_counsel_request)])
+
+
+class SessionIn(BaseModel):
+    """Body of POST /v1/counsel/sessions."""
+
+    title: str | None = Field(default=None, max_length=200)
+
+
+class MessageIn(BaseModel):
+    """Body of POST /v1/counsel/sessions/{id}/messages."""
+
+    content: str = Field(min_length=1, max_length=4000)
+
+
+SESSION_COLUMNS = (
+    "s.id::text AS id, s.org_id::text AS org_id, s.user_id::text AS user_id, s.title, s.status, "
+    "s.created_at, s.updated_at, s.last_message_at"
+)
+
+
+def _session_json(row: dict[str, Any]) -> dict[str, Any]:
+    """Serialise a session row."""
+    return {
+        "id": row["id"],
+        "org_id": row["org_id"],
+        "user_id": row["user_id"],
+        "title": row["title"],
+        "status": row["status"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+        "last_message_at": row["last_message_at"].isoformat() if row["last_message_at"] else None,
+    }
+
+
+def _message_json(row: dict[str, Any]) -> dict[str, Any]:
+    """Serialise a message row."""
+    return {
+        "id": row["id"],
+        "role": row["role"],
+        "content": row["content"],
+        "crisis": row["crisis"],
+        "grief": row["grief"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+async def _load_session(request: Request, user: CurrentUser, session_id: uuid.UUID) -> Any:
+    """Load a session the caller may see, or raise 404."""
+    state = state_of(request)
+    if state.has("cross-tenant"):
+        scope_sql, params = "s.id = %s", (str(session_id),)
+    else:
+        scope_sql = "s.id = %s AND s.org_id = %s AND (s.user_id = %s OR %s)"
+        params = (str(session_id), user.org_id, user.id, user.is_admin)
+    try:
+        async with db_pool(state).connection() as conn:
+            row = await fetchone(
+                conn, f"SELECT {SESSION_COLUMNS} FROM counseling_sessions s WHERE {scope_sql}", params
+            )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    if row is None:
+        raise ApiError(404, "not_found", "Session not found.")
+    return row
+
+
+@router.post(f"{V1}/counsel/sessions", status_code=201, summary="Start a counseling session")
+async def create_session(
+    body: SessionIn, request: Request, user: CurrentUser = Depends(current_user)
+) -> dict[str, Any]:
+    """Create a session for the caller."""
+    state = state_of(request)
+    try:
+        async with db_pool(state).connection() as conn:
+            row = await fetchone(
+                conn,
+                "INSERT INTO counseling_sessions AS s (org_id, user_id, title, status) "
+                f"VALUES (%s, %s, %s, 'active') RETURNING {SESSION_COLUMNS}",
+                (user.org_id, user.id, body.title or "New session"),
+            )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    assert row is not None
+    return _session_json(row)
+
+
+@router.get(f"{V1}/counsel/sessions", summary="List the caller's sessions")
+async def list_sessions(
+    request: Request,
+    limit: int = Query(20, ge=1, le=1_000_000),
+    offset: int = Query(0, ge=0, le=1_000_000),
+    status: Literal["active", "closed", "archived"] | None = None,
+    user: CurrentUser = Depends(current_user),
+) -> dict[str, Any]:
+    """Return one page of the caller's sessions, newest first; limit is capped at 100."""
+    state = state_of(request)
+    effective = limit if state.has("no-pagination-cap") else min(limit, PAGE_CAP)
+    where = "s.user_id = %s" + (" AND s.status = %s" if status else "")
+    params: tuple[Any, ...] = (user.id, status) if status else (user.id,)
+    try:
+        async with db_pool(state).connection() as conn:
+            rows = await fetchall(
+                conn,
+                f"SELECT {SESSION_COLUMNS} FROM counseling_sessions s WHERE {where} "
+                "ORDER BY s.created_at DESC, s.id LIMIT %s OFFSET %s",
+                (*params, effective, offset),
+            )
+            total = await fetchone(
+                conn, f"SELECT count(*) AS n FROM counseling_sessions s WHERE {where}", params
+            )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    n = int(total["n"]) if total else 0
+    next_offset = offset + len(rows) if offset + len(rows) < n else None
+    return {
+        "items": [_session_json(r) for r in rows],
+        "limit": effective,
+        "offset": offset,
+        "total": n,
+        "next_offset": next_offset,
+    }
+
+
+@router.get(f"{V1}/counsel/sessions/{{session_id}}", summary="Get a session with its messages")
+async def get_session(
+    session_id: uuid.UUID, request: Request, user: CurrentUser = Depends(current_user)
+) -> dict[str, Any]:
+    """Return a session of the caller's organization with its latest 100 messages."""
+    row = await _load_session(request, user, session_id)
+    state = state_of(request)
+    try:
+        async with db_pool(state).connection() as conn:
+            messages = await fetchall(
+                conn,
+                "SELECT id::text AS id, role, content, crisis, grief, created_at "
+                "FROM counseling_messages WHERE session_id = %s ORDER BY created_at, id LIMIT 100",
+                (row["id"],),
+            )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    data = _session_json(row)
+    data["messages"] = [_message_json(m) for m in messages]
+    return data
+
+
+@router.post(
+    f"{V1}/counsel/sessions/{{session_id}}/messages",
+    status_code=201,
+    summary="Send a message and get the counselor's reply",
+)
+async def post_message(
+    session_id: uuid.UUID,
+    body: MessageIn,
+    request: Request,
+    response: Response,
+    user: CurrentUser = Depends(current_user),
+) -> dict[str, Any]:
+    """Store the message, wait for the simulated AI and store its reply."""
+    state = state_of(request)
+    for key, value in state.limiter.hit(COUNSEL_MESSAGE, user.id).items():
+        response.headers[key] = value
+    row = await _load_session(request, user, session_id)
+    if row["status"] != "active":
+        raise ApiError(409, "session_closed", "The session is closed.")
+    found = assess(body.content, detection=not state.has("crisis-detection-off"))
+    latency = SLOW_COUNSEL_S if state.has("slow-counsel") else state.settings.ai_latency_ms / 1000
+    if latency > 0:
+        await asyncio.sleep(latency)
+    reply = compose_reply(body.content, found)
+    try:
+        async with db_pool(state).connection() as conn, conn.transaction():
+            mine = await fetchone(
+                conn,
+                "INSERT INTO counseling_messages (session_id, role, content, crisis, grief) "
+                "VALUES (%s, 'user', %s, %s, %s) "
+                "RETURNING id::text AS id, role, content, crisis, grief, created_at",
+                (row["id"], body.content, found.crisis, found.grief),
+            )
+            theirs = await fetchone(
+                conn,
+                "INSERT INTO counseling_messages (session_id, role, content, crisis, grief, "
+                "created_at) VALUES (%s, 'assistant', %s, %s, %s, clock_timestamp()) "
+                "RETURNING id::text AS id, role, content, crisis, grief, created_at",
+                (row["id"], reply, found.crisis, found.grief),
+            )
+            await conn.execute(
+                "UPDATE counseling_sessions SET last_message_at = now(), updated_at = now() "
+                "WHERE id = %s",
+                (row["id"],),
+            )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    assert mine is not None and theirs is not None
+    if found.crisis:
+        state.log.warning("counsel.crisis_flagged", session_id=row["id"], user_id=user.id)
+    return {
+        "message": _message_json(mine),
+        "reply": {**_message_json(theirs), "resources": found.resources},
+        "crisis": found.crisis,
+        "grief": found.grief,
+        "resources": found.resources,
+    }
+
+
+@router.post(f"{V1}/counsel/sessions/{{session_id}}/close", summary="Close a session")
+async def close_session(
+    session_id: uuid.UUID, request: Request, user: CurrentUser = Depends(current_user)
+) -> dict[str, Any]:
+    """Mark a session closed."""
+    row = await _load_session(request, user, session_id)
+    state = state_of(request)
+    try:
+        async with db_pool(state).connection() as conn:
+            updated = await fetchone(
+                conn,
+                "UPDATE counseling_sessions AS s SET status = 'closed', updated_at = now() "
+                f"WHERE s.id = %s RETURNING {SESSION_COLUMNS}",
+                (row["id"],),
+            )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    assert updated is not None
+    return _session_json(updated)
