@@ -15,6 +15,7 @@ from readyctl.check import Severity
 from readyctl.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "readyctl.yaml"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DEFAULT_REQUIRED = [
     "DATABASE_URL",
@@ -427,8 +428,12 @@ def load_config(
         )
     text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"{mark.line + 1}" if mark is not None else "?"

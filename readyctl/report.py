@@ -125,7 +125,7 @@ def build_report(
     metas = dict(outcome.metas)
     if extra_metas:
         metas.update(extra_metas)
-    results = [r.redacted(redactor) for r in outcome.results]
+    results = list(outcome.results)  # redacted by the runner, and again as dicts below
     scored = score_results(results, metas, config.scoring)
     any_warn = any(r.status is Status.WARN for r in results)
     decision: GateDecision = decide(

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import fnmatch
 import importlib.util
+import logging
 import os
 import queue
 import threading
@@ -27,6 +28,7 @@ PROBES: dict[Capability, str] = {
 }
 
 RETRIES = 2
+_log = logging.getLogger("readyctl.runner")
 BACKOFF_S = 0.25
 
 
@@ -216,6 +218,16 @@ def _classify(exc: BaseException) -> ErrorReason:
 
 def _execute(check: type[Check], ctx: Context) -> list[Result]:
     """Run one check once; exceptions become one `error` result."""
+    meta = check.meta
+    _log.debug("running %s", meta.id)
+    results = _execute_inner(check, ctx)
+    for r in results:
+        # raw text on purpose: the log's RedactingFilter is what keeps secrets out
+        _log.debug("%s [%s] %s: %s", meta.id, r.subject, r.status.value, r.summary)
+    return results
+
+
+def _execute_inner(check: type[Check], ctx: Context) -> list[Result]:
     meta = check.meta
     try:
         results = list(check().run(ctx) or [])

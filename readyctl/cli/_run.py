@@ -141,12 +141,6 @@ def execute(opts: RunOptions) -> int:
     for cid in cfg.checks:
         if cid not in catalog.checks:
             raise loaded.error(("checks", cid), f"unknown check id {cid!r}; see `readyctl list`")
-    for i, pattern in enumerate(env.allow):
-        if unknown_patterns(catalog, [pattern]):
-            raise loaded.error(
-                ("environments", env_name, "allow", i),
-                f"{pattern!r} matches no check id, tag or category",
-            )
     candidates = list(catalog)
     if opts.fixed_selection:
         candidates = select(candidates, opts.fixed_selection, ())

