@@ -43,6 +43,38 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: ("" if v is None else v) for k, v in dotenv_values(path).items()}
 
 
+class AuthError(Exception):
+    """readyctl could not get a session on the target."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthSession:
+    """A session on the target: the header to send and the raw tokens (redacted everywhere)."""
+
+    header: str
+    header_value: str
+    token: str
+    refresh_token: str | None
+    user: str | None
+
+    def __repr__(self) -> str:
+        return f"AuthSession(header={self.header!r}, user={self.user!r})"
+
+
+def _dig(data: Any, path: str | None) -> Any:
+    """Follow a dotted path into JSON."""
+    if not path:
+        return None
+    for part in path.split("."):
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
 class RunState:
     """Shared, thread-safe state of one run: cleanups and lazily built resources."""
 
@@ -168,6 +200,81 @@ class Context:
             headers={"User-Agent": "readyctl"},
         )
         self.add_cleanup(client.close)
+        return client
+
+    def auth(self) -> AuthSession:
+        """Log in once per run as configured (`auth:`); raises AuthError with a clear reason."""
+        with self.state.lock:
+            cached = self.state.cache.get("auth")
+        if isinstance(cached, AuthSession):
+            return cached
+        if isinstance(cached, AuthError):
+            raise cached
+        try:
+            session = self._login()
+        except AuthError as e:
+            with self.state.lock:
+                self.state.cache["auth"] = e
+            raise
+        with self.state.lock:
+            self.state.cache["auth"] = session
+        return session
+
+    def _login(self) -> AuthSession:
+        import httpx
+
+        cfg = self.environment.auth
+        if cfg is None:
+            raise AuthError("no auth: configured for this environment")
+        if cfg.kind == "token":
+            var = cfg.token_var or "READYCTL_AUTH_TOKEN"
+            token = self.environ.get(var)
+            if not token:
+                raise AuthError(f"auth token variable {var} is not set")
+            self.redactor.add(token)
+            return AuthSession(cfg.header, f"{cfg.scheme} {token}".strip(), token, None, None)
+        user = self.environ.get(cfg.username_var)
+        password = self.environ.get(cfg.password_var)
+        if not user or not password:
+            raise AuthError(
+                f"auth credentials not set: export {cfg.username_var} and {cfg.password_var}"
+            )
+        self.redactor.add(password)
+        body = {cfg.username_field: user, cfg.password_field: password}
+        client = self.http(timeout=15)
+        try:
+            if cfg.body_format == "json":
+                resp = client.request(cfg.method, cfg.path, json=body)
+            else:
+                resp = client.request(cfg.method, cfg.path, data=body)
+        except httpx.HTTPError as e:
+            raise AuthError(f"login request to {cfg.path} failed: {type(e).__name__}") from None
+        if resp.status_code >= 400:
+            raise AuthError(f"login at {cfg.path} answered {resp.status_code}")
+        try:
+            data = resp.json()
+        except ValueError:
+            raise AuthError(f"login at {cfg.path} did not answer JSON") from None
+        token = _dig(data, cfg.token_path)
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"login response has no token at {cfg.token_path!r}")
+        refresh = _dig(data, cfg.refresh_token_path) if cfg.refresh_token_path else None
+        self.redactor.add(token)
+        if isinstance(refresh, str):
+            self.redactor.add(refresh)
+        return AuthSession(
+            cfg.header,
+            f"{cfg.scheme} {token}".strip(),
+            token,
+            refresh if isinstance(refresh, str) else None,
+            user,
+        )
+
+    def authed_http(self, *, timeout: float = 10.0) -> httpx.Client:
+        """An HTTP client carrying the run's session header."""
+        session = self.auth()
+        client = self.http(timeout=timeout)
+        client.headers[session.header] = session.header_value
         return client
 
     def resolve(self, p: str) -> Path:

@@ -43,6 +43,18 @@ def file_writer(name: str) -> Callable[[Report, Path], Path]:
         from readyctl.reporters.jsonfile import write
 
         return write
+    if name == "junit":
+        from readyctl.reporters.junit import write
+
+        return write
+    if name == "markdown":
+        from readyctl.reporters.markdown import write
+
+        return write
+    if name == "html":
+        from readyctl.reporters.html import write
+
+        return write
     raise ValueError(f"format {name!r} is not available in this version")
 
 

@@ -1,0 +1,55 @@
+"""auth.session: readyctl can get a session on the target as configured (the auth probe)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
+from readyctl.context import AuthError, Context
+from readyctl.result import Result
+
+
+class AuthSessionCheck(Check):
+    """Log in with the configured credentials (or token) and get a token back."""
+
+    meta = CheckMeta(
+        id="auth.session",
+        title="Test account can log in",
+        failure_title="Test account cannot log in",
+        description=(
+            "Smoke, hardening and load checks act as a real user; if the configured test "
+            "account cannot log in, those checks are blocked with this root cause."
+        ),
+        remediation=RemediationSpec(
+            text="Check the environment's auth: settings (path, fields, token_path) and that the "
+            "credential variables hold a working test account.",
+            snippet="auth:\n  kind: login\n  path: /v1/auth/login\n"
+            "  username_var: READYCTL_AUTH_USERNAME\n  password_var: READYCTL_AUTH_PASSWORD",
+        ),
+        category=Category.AUTH,
+        severity=Severity.CRITICAL,
+        requires=(Capability.HTTP, Capability.AUTH),
+        safety=Safety.READ_ONLY,
+        timeout_s=30,
+        tags=("probe",),
+    )
+
+    def run(self, ctx: Context) -> Iterator[Result]:
+        """Pass when a token comes back."""
+        cfg = ctx.environment.auth
+        subject = cfg.path if cfg and cfg.kind == "login" else "token"
+        try:
+            session = ctx.auth()
+        except AuthError as e:
+            yield self.failed(subject, f"could not get a session: {e}")
+            return
+        who = f" as {session.user}" if session.user else ""
+        yield self.passed(subject, f"got a {cfg.scheme if cfg else ''} token{who}".strip())

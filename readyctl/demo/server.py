@@ -1,0 +1,239 @@
+"""The demo server process: HTTPS API, plain-HTTP redirect port and the mail stand-in."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from readyctl.demo._core import JsonLog
+from readyctl.demo.app import create_app
+from readyctl.demo.faults import FAULTS_ENV
+from readyctl.demo.mail import create_mail_app
+from readyctl.demo.settings import Settings, StartupError, check_startup, parse_env_file
+
+PROCESS_ENV_KEYS = (FAULTS_ENV, "READYCTL_DEMO_AI_LATENCY_MS", "READYCTL_DEMO_PUBLIC_URL")
+EXIT_CONFIG = 2
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to this module (several run in one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Do not install uvicorn's own handlers."""
+        yield
+
+
+class _JsonLogHandler(logging.Handler):
+    """Forwards uvicorn's log records to the JSON log."""
+
+    def __init__(self, log: JsonLog) -> None:
+        """Wrap a JsonLog."""
+        super().__init__()
+        self.json_log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record as JSON."""
+        level = record.levelname.lower()
+        self.json_log.log(
+            "warning" if level == "warn" else (level if level != "critical" else "error"),
+            "server.log",
+            source=record.name,
+            message=record.getMessage(),
+        )
+
+
+def redirect_app(public_url: str) -> Any:
+    """Return an ASGI app answering 308 to the same path and query on `public_url`."""
+    base = public_url.rstrip("/")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            while message["type"] != "lifespan.shutdown":
+                await send({"type": message["type"] + ".complete"})
+                message = await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        path = scope.get("raw_path") or scope["path"].encode()
+        location = base.encode() + path
+        if scope.get("query_string"):
+            location += b"?" + scope["query_string"]
+        body = b'{"error":{"code":"https_required","message":"Use HTTPS."}}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 308,
+                "headers": [
+                    (b"location", location),
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"server", b"counsel-api"),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def _listener(fd: int | None, host: str, port: int | None) -> socket.socket | None:
+    """Return a listening socket from an inherited fd, or bind host:port, or None."""
+    if fd is not None:
+        sock = socket.socket(fileno=fd)
+    elif port is not None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    else:
+        return None
+    sock.listen(2048)
+    return sock
+
+
+def _config(app: Any, *, lifespan: str, certfile: str | None = None, keyfile: str | None = None) -> uvicorn.Config:
+    """Build a uvicorn config in production posture (no banner, no proxy-header trust)."""
+    config = uvicorn.Config(
+        app,
+        lifespan=lifespan,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        date_header=True,
+        proxy_headers=False,
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=5,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
+    config.load()
+    if config.ssl is not None:
+        config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    return config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `serve` argument parser."""
+    p = argparse.ArgumentParser(prog="python -m readyctl.demo serve", description=__doc__)
+    p.add_argument("--env-file", required=True, help="dotenv file with the app's settings")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind when not given fds")
+    p.add_argument("--api-fd", type=int, help="inherited listening socket for the HTTPS API")
+    p.add_argument("--api-port", type=int, help="port for the HTTPS API")
+    p.add_argument("--http-fd", type=int, help="inherited socket for the plain-HTTP port")
+    p.add_argument("--http-port", type=int, help="port for the plain-HTTP redirect")
+    p.add_argument("--mail-fd", type=int, help="inherited socket for the mail stand-in")
+    p.add_argument("--mail-port", type=int, help="port for the mail stand-in")
+    p.add_argument("--certfile", help="TLS certificate chain (PEM)")
+    p.add_argument("--keyfile", help="TLS private key (PEM)")
+    p.add_argument("--public-url", default="", help="https base URL the HTTP port redirects to")
+    p.add_argument("--parent-pid", type=int, help="exit gracefully when this process goes away")
+    return p
+
+
+def serve(argv: list[str]) -> int:
+    """Run the servers until SIGTERM/SIGINT; return the exit code."""
+    args = build_parser().parse_args(argv)
+    env = parse_env_file(args.env_file)
+    for key in PROCESS_ENV_KEYS:
+        if key in os.environ:
+            env[key] = os.environ[key]
+    if args.public_url:
+        env["READYCTL_DEMO_PUBLIC_URL"] = args.public_url
+    try:
+        settings = Settings.from_env(env)
+        check_startup(settings)
+    except (StartupError, ValueError) as exc:
+        JsonLog().error("app.startup_refused", reason=str(exc))
+        print(f"counsel-api: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    log = JsonLog(settings.log_level)
+    handler = _JsonLogHandler(log)
+    for name in ("uvicorn", "uvicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers = [handler]
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+
+    api_sock = _listener(args.api_fd, args.host, args.api_port)
+    http_sock = _listener(args.http_fd, args.host, args.http_port)
+    mail_sock = _listener(args.mail_fd, args.host, args.mail_port)
+    if api_sock is None:
+        print("counsel-api: --api-fd or --api-port is required", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.certfile is None:
+        print("counsel-api: refusing to serve the API without TLS (--certfile)", file=sys.stderr)
+        return EXIT_CONFIG
+    app = create_app(settings, log=log)
+    api = _Server(_config(app, lifespan="on", certfile=args.certfile, keyfile=args.keyfile))
+    servers: list[tuple[_Server, socket.socket]] = [(api, api_sock)]
+    if http_sock is not None:
+        plain = app if settings.has("no-https-redirect") else redirect_app(settings.public_url)
+        servers.append((_Server(_config(plain, lifespan="off")), http_sock))
+    mail = None
+    if mail_sock is not None:
+        mail = _Server(_config(create_mail_app(settings.postmark_token), lifespan="off"))
+    return asyncio.run(_run(servers, mail, mail_sock, settings, log, args.parent_pid))
+
+
+async def _run(
+    servers: list[tuple[_Server, socket.socket]],
+    mail: _Server | None,
+    mail_sock: socket.socket | None,
+    settings: Settings,
+    log: JsonLog,
+    parent_pid: int | None,
+) -> int:
+    """Serve until told to stop; the mail stand-in stops after the API has drained."""
+    loop = asyncio.get_running_loop()
+
+    def request_exit(reason: str) -> None:
+        log.info("server.shutdown_requested", reason=reason)
+        for server, _ in servers:
+            server.should_exit = True
+
+    if settings.has("no-graceful-shutdown"):
+        # The fault: die at once, dropping whatever is in flight.
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(1))
+    else:
+        loop.add_signal_handler(signal.SIGTERM, request_exit, "SIGTERM")
+    loop.add_signal_handler(signal.SIGINT, request_exit, "SIGINT")
+
+    async def watch_parent() -> None:
+        while parent_pid:
+            await asyncio.sleep(0.5)
+            if os.getppid() != parent_pid:
+                request_exit("parent exited")
+                return
+
+    watchdog = asyncio.create_task(watch_parent())
+    mail_task = asyncio.create_task(mail.serve([mail_sock])) if mail and mail_sock else None
+    tasks = [asyncio.create_task(server.serve([sock])) for server, sock in servers]
+    log.info("server.started", faults=sorted(settings.faults))
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        watchdog.cancel()
+        if mail is not None:
+            mail.should_exit = True
+        if mail_task is not None:
+            await asyncio.gather(mail_task, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    for exc in failed:
+        log.error("server.failed", exception=type(exc).__name__, message=str(exc)[:300])
+    log.info("server.stopped")
+    return 1 if failed else 0
