@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BARE = '''
+BARE = """
 import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode=None)
@@ -29,7 +29,7 @@ for group, cmds in (("env", ["validate"]), ("demo", ["up", "faults"])):
         sub.command(c, help=c)(lambda: None)
     app.add_typer(sub, name=group)
 app()
-'''
+"""
 
 
 def median_ms(cmd: list[str], runs: int) -> float:
@@ -51,8 +51,10 @@ def main() -> None:
         for flag in ("--version", "--help"):
             ours = median_ms([sys.executable, "-m", "readyctl", flag], runs)
             theirs = median_ms([sys.executable, str(bare), flag], runs)
-            print(f"readyctl {flag:9s} {ours:7.1f} ms   bare typer {theirs:7.1f} ms   "
-                  f"ratio {ours / theirs:.2f}x (goal <= 1.5x)")
+            print(
+                f"readyctl {flag:9s} {ours:7.1f} ms   bare typer {theirs:7.1f} ms   "
+                f"ratio {ours / theirs:.2f}x (goal <= 1.5x)"
+            )
 
 
 if __name__ == "__main__":

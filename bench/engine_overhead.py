@@ -25,8 +25,14 @@ N = 500
 def setup(d: Path) -> Path:
     """Write an env file, an example and a config with N rules."""
     kinds = ["int", "url", "email", "bool", "duration", "str"]
-    values = {"int": "42", "url": "https://x.example.org/a", "email": "a@b.org", "bool": "true",
-              "duration": "30s", "str": "plain-value-123"}
+    values = {
+        "int": "42",
+        "url": "https://x.example.org/a",
+        "email": "a@b.org",
+        "bool": "true",
+        "duration": "30s",
+        "str": "plain-value-123",
+    }
     lines, rules = [], []
     for i in range(N):
         kind = kinds[i % len(kinds)]
@@ -50,13 +56,15 @@ def once(cfg: Path, out: Path) -> float:
     loaded = load_config(cfg)
     name, env = loaded.environment(None)
     red = Redactor()
-    ctx = Context(config=loaded.config, env_name=name, environment=env,
-                  base_dir=loaded.base_dir, redactor=red)
+    ctx = Context(
+        config=loaded.config, env_name=name, environment=env, base_dir=loaded.base_dir, redactor=red
+    )
     catalog = load_catalog()
     items = plan(ctx, select(catalog, ["env.*"]), catalog.checks)
     outcome = run(ctx, items, jobs=8)
-    report = build_report(outcome, config=loaded.config, env_name=name, environment=env,
-                          redactor=red)
+    report = build_report(
+        outcome, config=loaded.config, env_name=name, environment=env, redactor=red
+    )
     write_files(report, out, ["json"])
     assert len(report.results) >= N
     return time.perf_counter() - t0
@@ -68,8 +76,10 @@ def main() -> None:
         cfg = setup(Path(d))
         once(cfg, Path(d) / "out")  # warm imports
         times = [once(cfg, Path(d) / "out") for _ in range(7)]
-    print(f"engine overhead, {N} env rules: median {statistics.median(times) * 1000:.0f} ms "
-          f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}; goal < 500 ms)")
+    print(
+        f"engine overhead, {N} env rules: median {statistics.median(times) * 1000:.0f} ms "
+        f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}; goal < 500 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ _root = _os.path.dirname(_here)
 if not _os.path.isdir(_os.path.join(_here, "checks")) and _os.path.isdir(
     _os.path.join(_root, "checks")
 ):
-    __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
+    __path__.append(_root)  # type: ignore[name-defined]
 
 
 def resource_dir(name: str) -> str:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from readyctl.context import Context
 
 
-class Category(str, enum.Enum):
+class Category(enum.StrEnum):
     """Where a check's result is grouped and scored."""
 
     CONFIG = "config"
@@ -34,7 +34,7 @@ class Category(str, enum.Enum):
     COMPLIANCE = "compliance"
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How much a failure matters; sets the default weight and the gate."""
 
     CRITICAL = "critical"
@@ -58,7 +58,7 @@ _SEVERITY_RANK = {
 }
 
 
-class Capability(str, enum.Enum):
+class Capability(enum.StrEnum):
     """What a check needs from the environment."""
 
     ENV = "env"
@@ -71,7 +71,7 @@ class Capability(str, enum.Enum):
     MANAGED_TARGET = "managed_target"
 
 
-class Safety(str, enum.Enum):
+class Safety(enum.StrEnum):
     """What a check may do to the target."""
 
     PASSIVE = "passive"
@@ -207,12 +207,15 @@ def register(cls: type[Check]) -> type[Check]:
     if not isinstance(meta, CheckMeta):
         raise CheckDefinitionError(f"{cls.__qualname__} has no CheckMeta `meta` attribute")
     existing = _REGISTRY.get(meta.id)
-    if existing is not None and existing is not cls:
-        if (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise CheckDefinitionError(
-                f"check id {meta.id!r} is registered twice: by {existing.__module__} and "
-                f"{cls.__module__}"
-            )
+    same = existing is not None and (existing.__module__, existing.__qualname__) == (
+        cls.__module__,
+        cls.__qualname__,
+    )
+    if existing is not None and existing is not cls and not same:
+        raise CheckDefinitionError(
+            f"check id {meta.id!r} is registered twice: by {existing.__module__} and "
+            f"{cls.__module__}"
+        )
     _REGISTRY[meta.id] = cls
     return cls
 

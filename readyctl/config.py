@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Mapping
@@ -49,7 +50,9 @@ DEFAULT_PLACEHOLDERS = [
     "sk-xxxx",
 ]
 
-EnvType = Literal["str", "url", "https_url", "postgres_dsn", "email", "int", "bool", "enum", "duration"]
+EnvType = Literal[
+    "str", "url", "https_url", "postgres_dsn", "email", "int", "bool", "enum", "duration"
+]
 
 
 class _Model(BaseModel):
@@ -190,6 +193,21 @@ class ReportConfig(_Model):
 
     out: str = "reports"
     formats: list[str] = Field(default_factory=lambda: ["terminal", "json"])
+    history_dir: str = ".readyctl/history"
+    history_keep: int = Field(default=200, ge=1)
+    trend_runs: int = Field(default=12, ge=2, le=100)
+
+
+class Waiver(_Model):
+    """An accepted risk: a check (id or glob) and optional subject, with owner and expiry."""
+
+    check: str = Field(min_length=1)
+    subject: str | None = None
+    reason: str = Field(min_length=3)
+    owner: str = Field(min_length=1)
+    expires: dt.date | None = None
+    ticket: str | None = None
+    approver: str | None = None
 
 
 class Config(_Model):
@@ -208,6 +226,10 @@ class Config(_Model):
     skip: list[str] = Field(default_factory=list)
     checks: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-check settings by check id"
+    )
+    waivers: list[Waiver] = Field(default_factory=list)
+    waivers_file: str | None = Field(
+        default=None, description="a YAML file with a top-level `waivers:` list"
     )
 
 
@@ -459,7 +481,54 @@ def load_config(
         config = Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, lines, path)) from None
+    if config.waivers_file:
+        config = config.model_copy(
+            update={"waivers": [*config.waivers, *_load_waivers_file(path, config.waivers_file)]}
+        )
     return LoadedConfig(config, path.resolve(), lines)
+
+
+def _load_waivers_file(config_path: Path, name: str) -> list[Waiver]:
+    """Read a separate waivers file; any problem is a one-line ConfigError."""
+    path = Path(os.path.expanduser(name))
+    if not path.is_absolute():
+        path = config_path.parent / path
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: waivers file not found (named by waivers_file in {config_path})"
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark is not None else "?"
+        raise ConfigError(f"{path}:{line}: YAML syntax error: {getattr(e, 'problem', e)}") from None
+    lines = _LineMap(node)
+    items = raw.get("waivers") if isinstance(raw, dict) else raw
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}:1: expected a list of waivers (or a `waivers:` key holding one)")
+    out = []
+    prefix: tuple[str | int, ...] = ("waivers",) if isinstance(raw, dict) else ()
+    for i, item in enumerate(items):
+        try:
+            out.append(Waiver.model_validate(item))
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = (*prefix, i, *first["loc"])
+            key = ".".join(str(p) for p in loc)
+            what = (
+                f"unknown key {first['loc'][-1]!r}"
+                if first["type"] == "extra_forbidden"
+                else first["msg"]
+            )
+            raise ConfigError(f"{path}:{lines.line(loc)}: {key}: {what}") from None
+    return out
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -120,26 +120,68 @@ def build_report(
     only: Sequence[str] = (),
     skip: Sequence[str] = (),
     extra_metas: Mapping[str, CheckMeta] | None = None,
+    today: dt.date | None = None,
+    baseline: dict[str, Any] | None = None,
+    baseline_path: str | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> Report:
-    """Score, gate and assemble the report; every string passes through the redactor."""
+    """Waivers, score, gate and assembly; every string passes through the redactor."""
+    from readyctl import history as _history
+    from readyctl import waivers as _waivers
+
     metas = dict(outcome.metas)
     if extra_metas:
         metas.update(extra_metas)
     results = list(outcome.results)  # redacted by the runner, and again as dicts below
-    scored = score_results(results, metas, config.scoring)
-    any_warn = any(r.status is Status.WARN for r in results)
-    decision: GateDecision = decide(
-        results,
-        metas,
-        scored.overall,
-        config.gate,
-        interrupted=outcome.interrupted,
-    )
     if config.gate.retry_pass_is_warn:
         results = [
             dataclasses.replace(r, status=Status.WARN, score=0.5) if r.passed_on_retry else r
             for r in results
         ]
+    today = today or outcome.started_at.date()
+    states = _waivers.evaluate(config.waivers, metas, today)
+    states, by_key = _waivers.apply(states, results)
+    waived = {k for k, s in by_key.items() if not s.expired}
+    scored = score_results(results, metas, config.scoring, excluded=waived)
+    any_warn = any(r.status is Status.WARN and r.key not in waived for r in results)
+    expired = [
+        f"waiver for {s.describe()} (owner {s.waiver.owner}) expired on {s.waiver.expires}"
+        for s in states
+        if s.expired
+    ]
+    key = _history.selection_key(env_name, only, skip)
+    order = sorted(
+        results,
+        key=lambda r: (
+            metas[r.check_id].category.value,
+            STATUS_ORDER.index(r.status.value),
+            r.check_id,
+            r.subject,
+        ),
+    )
+    result_dicts = []
+    for r in order:
+        d = result_dict(r, metas[r.check_id], scored.weights.get(r.key))
+        state = by_key.get(r.key)
+        if state is not None:
+            d["waiver"] = state.to_dict()
+        result_dicts.append(redactor.value(d))
+    comparison = None
+    regression = []
+    if baseline is not None:
+        comparison = _history.compare(baseline, result_dicts, scored.overall)
+        comparison["path"] = baseline_path
+        regression = _history.regressions(comparison, config.gate.max_regression, waived)
+    decision: GateDecision = decide(
+        results,
+        metas,
+        scored.overall,
+        config.gate,
+        waived=waived,
+        expired_waivers=expired,
+        regression=regression,
+        interrupted=outcome.interrupted,
+    )
     counts = Counter(r.status.value for r in results)
     categories = []
     for cat, value in scored.categories.items():
@@ -165,22 +207,14 @@ def build_report(
         "duration_s": outcome.duration_s,
         "interrupted": outcome.interrupted,
         "selection": {"only": list(only), "skip": list(skip)},
+        "selection_key": key,
         "counts": {s: counts.get(s, 0) for s in STATUS_ORDER},
         "categories": categories,
         "cleanup_problems": [redactor.text(p) for p in outcome.cleanup_problems],
-        "results": [
-            redactor.value(result_dict(r, metas[r.check_id], scored.weights.get(r.key)))
-            for r in sorted(
-                results,
-                key=lambda r: (
-                    metas[r.check_id].category.value,
-                    STATUS_ORDER.index(r.status.value),
-                    r.check_id,
-                    r.subject,
-                ),
-            )
-        ],
-        "baseline": None,
+        "results": result_dicts,
+        "waivers": [redactor.value(s.to_dict()) for s in states],
+        "baseline": redactor.value(comparison) if comparison is not None else None,
+        "history": history or [],
     }
     return Report(data)
 

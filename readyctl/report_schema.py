@@ -10,9 +10,22 @@ _NUM_OR_STR = {"type": ["number", "string", "null"]}
 RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [
-        "id", "subject", "title", "category", "severity", "status", "score", "summary",
-        "reason", "measured", "threshold", "evidence", "remediation", "duration_ms",
-        "attempts", "waiver",
+        "id",
+        "subject",
+        "title",
+        "category",
+        "severity",
+        "status",
+        "score",
+        "summary",
+        "reason",
+        "measured",
+        "threshold",
+        "evidence",
+        "remediation",
+        "duration_ms",
+        "attempts",
+        "waiver",
     ],
     "properties": {
         "id": {"type": "string"},
@@ -25,7 +38,9 @@ RESULT_SCHEMA: dict[str, Any] = {
         "weight": {"type": ["number", "null"]},
         "summary": {"type": "string"},
         "reason": {"type": ["string", "null"]},
-        "error_reason": {"enum": [None, "timeout", "connectivity", "config", "bug", "inconclusive"]},
+        "error_reason": {
+            "enum": [None, "timeout", "connectivity", "config", "bug", "inconclusive"]
+        },
         "measured": _NUM_OR_STR,
         "threshold": _NUM_OR_STR,
         "unit": {"type": ["string", "null"]},
@@ -50,8 +65,16 @@ REPORT_SCHEMA: dict[str, Any] = {
     "title": "readiness.json",
     "type": "object",
     "required": [
-        "schema_version", "score", "grade", "verdict", "gate", "environment", "target",
-        "started_at", "duration_s", "results",
+        "schema_version",
+        "score",
+        "grade",
+        "verdict",
+        "gate",
+        "environment",
+        "target",
+        "started_at",
+        "duration_s",
+        "results",
     ],
     "properties": {
         "schema_version": {"const": 1},
@@ -73,8 +96,12 @@ REPORT_SCHEMA: dict[str, Any] = {
                         "properties": {
                             "code": {
                                 "enum": [
-                                    "blocking_fail", "score", "regression", "expired_waiver",
-                                    "inconclusive", "interrupted",
+                                    "blocking_fail",
+                                    "score",
+                                    "regression",
+                                    "expired_waiver",
+                                    "inconclusive",
+                                    "interrupted",
                                 ]
                             },
                             "message": {"type": "string"},

@@ -11,7 +11,7 @@ from typing import Any
 Number = int | float
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """What a result says about its subject."""
 
     PASS = "pass"
@@ -27,7 +27,7 @@ class Status(str, enum.Enum):
         return self in (Status.PASS, Status.WARN, Status.FAIL, Status.ERROR)
 
 
-class ErrorReason(str, enum.Enum):
+class ErrorReason(enum.StrEnum):
     """Why a check could not run."""
 
     TIMEOUT = "timeout"
@@ -138,9 +138,7 @@ class Result:
     @classmethod
     def blocked_by(cls, check_id: str, subject: str, root_cause: str) -> Result:
         """A prerequisite failed; `root_cause` names it."""
-        return cls(
-            check_id, subject, Status.BLOCKED, f"Blocked: {root_cause}", reason=root_cause
-        )
+        return cls(check_id, subject, Status.BLOCKED, f"Blocked: {root_cause}", reason=root_cause)
 
     @classmethod
     def errored(

@@ -326,7 +326,7 @@ def run(
     abandoned: set[str] = set()
     interrupted = False
 
-    def blocked_reason(item: PlanItem) -> str | None | bool:
+    def blocked_reason(item: PlanItem) -> str | bool | None:
         """None: ready; str: blocked by this root cause; False: wait."""
         for dep in item.depends_on:
             if dep not in done:
@@ -379,7 +379,8 @@ def run(
                 limit = metas[rid].timeout_s
                 why = (
                     "the run's deadline passed"
-                    if run_deadline is not None and deadline >= run_deadline - 1e-3
+                    if run_deadline is not None
+                    and deadline >= run_deadline - 1e-3
                     and deadline < begin + limit
                     else f"did not finish within its {limit:g} s timeout"
                 )

@@ -41,8 +41,9 @@ class Run:
 def readyctl(tmp_path: Path) -> Callable[..., Run]:
     """Run `python -m readyctl ARGS` in a subprocess (real exit codes, real stderr)."""
 
-    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> Run:
+    def run(
+        *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> Run:
         full_env = dict(os.environ)
         full_env.update({"COLUMNS": "160", "NO_COLOR": "1"})
         full_env.update(env or {})
@@ -63,8 +64,9 @@ def readyctl(tmp_path: Path) -> Callable[..., Run]:
 def env_file(tmp_path: Path) -> Callable[..., Path]:
     """Write an env file (and optionally a .env.example) into tmp_path."""
 
-    def make(text: str = GOOD_ENV, name: str = ".env.production",
-             example: str | None = None) -> Path:
+    def make(
+        text: str = GOOD_ENV, name: str = ".env.production", example: str | None = None
+    ) -> Path:
         path = tmp_path / name
         path.write_text(text)
         if example is not None:

@@ -30,8 +30,13 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, tls_dir: Path | None = None, hostname: str = "127.0.0.1",
-          cert_kwargs: dict[str, Any] | None = None) -> Iterator[Served]:
+def serve(
+    app: Any,
+    *,
+    tls_dir: Path | None = None,
+    hostname: str = "127.0.0.1",
+    cert_kwargs: dict[str, Any] | None = None,
+) -> Iterator[Served]:
     """Serve `app` with uvicorn in a thread; with `tls_dir`, over HTTPS with a trustme CA."""
     import uvicorn
 
@@ -49,8 +54,9 @@ def serve(app: Any, *, tls_dir: Path | None = None, hostname: str = "127.0.0.1",
         cert_path = tls_dir / "cert.pem"
         cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
         kwargs.update(ssl_certfile=str(cert_path), ssl_keyfile=str(cert_path))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                            lifespan="off", **kwargs)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="error", lifespan="off", **kwargs
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -12,8 +12,12 @@ from readyctl.redact import is_secret_name
 if TYPE_CHECKING:
     from readyctl.config import EnvConfig, EnvRule
 
-_EMAIL = re.compile(r"^[^@\s<>\"']+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$")
-_DURATION = re.compile(r"^\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)$|^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$")
+_EMAIL = re.compile(
+    r"^[^@\s<>\"']+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$"
+)
+_DURATION = re.compile(
+    r"^\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)$|^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$"
+)
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
 
@@ -69,12 +73,10 @@ def type_problem(rule: EnvRule, value: str) -> str | None:
         elif kind == "bool":
             if v.lower() not in TRUE | FALSE:
                 return "is not a boolean (true/false, 1/0, yes/no, on/off)"
-        elif kind == "enum":
-            if v not in rule.values:
-                return f"is not one of {', '.join(rule.values)}"
-        elif kind == "duration":
-            if not _DURATION.match(v):
-                return "is not a duration (like 30s, 5m, 1h, 250ms or PT30S)"
+        elif kind == "enum" and v not in rule.values:
+            return f"is not one of {', '.join(rule.values)}"
+        elif kind == "duration" and not _DURATION.match(v):
+            return "is not a duration (like 30s, 5m, 1h, 250ms or PT30S)"
     except ValidationError as e:
         msg = e.errors()[0]["msg"]
         return f"is not a valid {kind} ({msg.lower()})"

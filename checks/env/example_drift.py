@@ -71,5 +71,6 @@ class EnvExampleDrift(Check):
             )
         if not unset and not undocumented:
             yield self.passed(
-                example.name, f"{src.file.name} and {example.name} list the same {len(actual)} variables"
+                example.name,
+                f"{src.file.name} and {example.name} list the same {len(actual)} variables",
             )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
 from readyctl.checks.env._rules import required_names
+
+from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
 from readyctl.context import Context
 from readyctl.result import Result
 

@@ -54,8 +54,10 @@ class HttpReachable(Check):
             resp = client.get(path)
         except httpx.ConnectError as e:
             detail = str(e) or type(e).__name__
-            kind = "TLS handshake failed" if "SSL" in detail or "certificate" in detail else (
-                "connection failed"
+            kind = (
+                "TLS handshake failed"
+                if "SSL" in detail or "certificate" in detail
+                else ("connection failed")
             )
             yield self.failed(base, f"{base}{path}: {kind} ({detail[:160]})")
             return

@@ -47,6 +47,7 @@ from readyctl.cli import catalog as _catalog  # noqa: E402
 from readyctl.cli import check as _check  # noqa: E402
 from readyctl.cli import demo as _demo  # noqa: E402
 from readyctl.cli import env as _env  # noqa: E402
+from readyctl.cli import report as _report  # noqa: E402
 from readyctl.cli import schema as _schema  # noqa: E402
 
 _check.register(app)
@@ -54,6 +55,7 @@ _catalog.register(app)
 _env.register(app)
 _demo.register(app)
 _schema.register(app)
+_report.register(app)
 
 
 def main() -> None:

@@ -35,6 +35,8 @@ class RunOptions:
     process_env: bool = False
     fixed_selection: Sequence[str] = ()
     no_defaults_config: bool = False
+    baseline: str | None = None
+    history: bool = True
 
 
 def _parse_duration(text: str) -> float:
@@ -84,6 +86,35 @@ def _start_managed(env: Any, faults: list[str], console: Any) -> tuple[Any, Any]
         "database_url": handle.database_url,
     }
     return handle, env.model_copy(update=update)
+
+
+def redactor_today() -> Any:
+    """Today's date for waiver policy (UTC)."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _resolve_baseline(
+    spec: str | None, history_dir: Path, env_name: str, only: Sequence[str], skip: Sequence[str]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """`--baseline last` (same environment and selection) or a path; None when not asked."""
+    if not spec:
+        return None, None
+    from readyctl import history as _history
+
+    if spec == "last":
+        path = _history.find_last(history_dir, _history.selection_key(env_name, only, skip))
+        if path is None:
+            return None, None  # first run: nothing to compare with
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise UsageError(f"--baseline {spec}: no such file; pass a readiness.json or 'last'")
+    try:
+        return _history.load_baseline(path), str(path)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--baseline {path}: {e}") from None
 
 
 def execute(opts: RunOptions) -> int:
@@ -148,6 +179,18 @@ def execute(opts: RunOptions) -> int:
     if not selected:
         raise UsageError("the selection is empty: --only/--skip leave no check to run")
 
+    from readyctl import waivers as _waivers
+
+    for state in _waivers.evaluate(
+        cfg.waivers, {c.meta.id: c.meta for c in catalog}, redactor_today()
+    ):
+        if state.problems:
+            raise loaded.error(("waivers", state.index), "; ".join(state.problems))
+    history_dir = loaded.resolve_path(cfg.report.history_dir)
+    baseline_data, baseline_path = _resolve_baseline(
+        opts.baseline, history_dir, env_name, only, skip
+    )
+
     deadline_s = opts.deadline if opts.deadline is not None else cfg.runner.deadline_s
     jobs = opts.jobs or cfg.runner.jobs
     if jobs < 1:
@@ -178,9 +221,7 @@ def execute(opts: RunOptions) -> int:
             ctx.add_cleanup(handle.stop)
         items = plan(ctx, selected, catalog.checks)
         with Progress(console, total=len(items), enabled=not opts.quiet) as progress:
-            outcome = run(
-                ctx, items, jobs=jobs, deadline_s=deadline_s, progress=progress.update
-            )
+            outcome = run(ctx, items, jobs=jobs, deadline_s=deadline_s, progress=progress.update)
     except KeyboardInterrupt:
         if handle is not None:
             handle.stop()
@@ -188,9 +229,12 @@ def execute(opts: RunOptions) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    from readyctl import history as _history
     from readyctl.report import build_report
     from readyctl.reporters.terminal import render, render_quiet
 
+    key = _history.selection_key(env_name, only, skip)
+    trend = _history.trend(history_dir, key, cfg.report.trend_runs - 1) if opts.history else []
     report = build_report(
         outcome,
         config=cfg,
@@ -199,7 +243,17 @@ def execute(opts: RunOptions) -> int:
         redactor=redactor,
         only=only,
         skip=skip,
+        today=ctx.now().date(),
+        baseline=baseline_data,
+        baseline_path=baseline_path,
+        history=trend,
     )
+    report.data["history"] = [
+        *trend,
+        {"started_at": report.data["started_at"], "score": report.score, "verdict": report.verdict},
+    ]
+    if opts.history and not outcome.interrupted:
+        _history.save(report.data, history_dir, cfg.report.history_keep)
     written = write_files(report, out_dir, formats)
     json_path = written.get("json")
     if "terminal" in formats:

@@ -68,7 +68,9 @@ def register(app: typer.Typer) -> None:
         help="Explain one check: why it matters, how to fix it, which seed item.\n\n"
         "Example:\n\n  readyctl explain env.required",
     )
-    def explain(check_id: str = typer.Argument(..., help="The check id, e.g. env.required.")) -> None:
+    def explain(
+        check_id: str = typer.Argument(..., help="The check id, e.g. env.required."),
+    ) -> None:
         from rich.markup import escape
 
         from readyctl.cli._ui import make_console
@@ -85,7 +87,9 @@ def register(app: typer.Typer) -> None:
         cls = catalog.get(check_id)
         m = cls.meta
         out = make_console().out
-        out.print(f"[bold]{escape(m.id)}[/]  {m.severity.value} · {m.category.value} · {m.safety.value}")
+        out.print(
+            f"[bold]{escape(m.id)}[/]  {m.severity.value} · {m.category.value} · {m.safety.value}"
+        )
         out.print(f"  pass: {escape(m.title)}")
         out.print(f"  fail: {escape(m.failure_title)}")
         out.print(f"\n[bold]Why[/]\n  {escape(m.description)}")

@@ -61,6 +61,14 @@ def register(app: typer.Typer) -> None:
         plan: bool = typer.Option(
             False, "--plan", help="List what would run and what it touches; contact nothing."
         ),
+        baseline: str | None = typer.Option(
+            None,
+            "--baseline",
+            help="Compare with a readiness.json, or 'last' (same env and selection).",
+        ),
+        no_history: bool = typer.Option(
+            False, "--no-history", help="Do not keep this run under .readyctl/history/."
+        ),
         quiet: bool = QUIET_OPT,
         no_color: bool = NO_COLOR_OPT,
     ) -> None:
@@ -87,5 +95,7 @@ def register(app: typer.Typer) -> None:
                 plan=plan,
                 quiet=quiet,
                 no_color=no_color,
+                baseline=baseline,
+                history=not no_history,
             )
         )

@@ -44,9 +44,7 @@ def validate(
     from readyctl.redact import global_redactor
 
     if env_file is None and not process_env and config is None and env is None:
-        typer.echo(
-            "error: nothing to validate; pass --env-file FILE or --process-env", err=True
-        )
+        typer.echo("error: nothing to validate; pass --env-file FILE or --process-env", err=True)
         raise typer.Exit(2)
     try:
         code = execute(

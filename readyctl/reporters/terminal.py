@@ -79,7 +79,11 @@ def render(
         by_cat[r["category"]].append(r)
     cat_scores = {c["name"]: c["score"] for c in data["categories"]}
     table = Table(
-        title="Readiness checks", show_lines=False, expand=False, title_justify="left", pad_edge=False
+        title="Readiness checks",
+        show_lines=False,
+        expand=False,
+        title_justify="left",
+        pad_edge=False,
     )
     table.add_column("Status", no_wrap=True)
     table.add_column("Check", no_wrap=True)
@@ -154,6 +158,32 @@ def render(
                     lines.append(Text(f"      {snippet_line}", style="cyan"))
             if rem.get("link"):
                 lines.append(Text(f"    {rem['link']}", style="blue"))
+    waivers = data.get("waivers") or []
+    if waivers:
+        lines.append(Text(""))
+        lines.append(Text("Waivers:", style="bold"))
+        for w in waivers:
+            target = w["check"] + (f" [{w['subject']}]" if w.get("subject") else "")
+            left = "no expiry" if w.get("days_left") is None else f"{w['days_left']} days left"
+            if w.get("expired"):
+                left = f"EXPIRED on {w['expires']}"
+            note = "" if w.get("matched") else "  (matches no result)"
+            lines.append(
+                Text(f"  {red.text(target)}: {red.text(w['reason'])} - {w['owner']}, {left}{note}")
+            )
+    base = data.get("baseline")
+    if base:
+        lines.append(Text(""))
+        delta = base.get("score_delta")
+        shown = "-" if delta is None else f"{delta:+g}"
+        lines.append(
+            Text(
+                f"Against baseline: score {shown} ({base.get('score')} before), "
+                f"{len(base.get('changes') or [])} results changed status"
+            )
+        )
+        for c in (base.get("changes") or [])[:10]:
+            lines.append(Text(f"  {c['id']} [{red.text(c['subject'])}] {c['from']} -> {c['to']}"))
     if json_path is not None:
         lines.append(Text(""))
         lines.append(Text(f"JSON report: {json_path}"))

@@ -6,13 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from readyctl.config import Config, EnvConfig, EnvRule, Environment
+from readyctl.config import Config, EnvConfig, Environment, EnvRule
 from tests.conftest import GOOD_ENV
 from tests.helpers import make_context, run_checks, statuses
 
 
-def _run(tmp_path: Path, text: str, *, only: str, config: Config | None = None,
-         example: str | None = None, production: bool = True, env_name: str = "prod"):
+def _run(
+    tmp_path: Path,
+    text: str,
+    *,
+    only: str,
+    config: Config | None = None,
+    example: str | None = None,
+    production: bool = True,
+    env_name: str = "prod",
+):
     f = tmp_path / ".env.production"
     f.write_text(text)
     if example is not None:
@@ -31,15 +39,24 @@ def _replace(name: str, value: str | None) -> str:
 
 def test_required_passes_on_complete_file(tmp_path: Path) -> None:
     got = statuses(_run(tmp_path, GOOD_ENV, only="env.required"), "env.required")
-    assert got == {n: "pass" for n in (
-        "DATABASE_URL", "JWT_SECRET", "OPENAI_API_KEY", "POSTMARK_API_TOKEN", "FROM_EMAIL",
-        "WEB_APP_URL")}
+    assert got == {
+        n: "pass"
+        for n in (
+            "DATABASE_URL",
+            "JWT_SECRET",
+            "OPENAI_API_KEY",
+            "POSTMARK_API_TOKEN",
+            "FROM_EMAIL",
+            "WEB_APP_URL",
+        )
+    }
 
 
 @pytest.mark.parametrize("value", [None, "", "   "])
 def test_required_fails_when_missing_or_empty(tmp_path: Path, value: str | None) -> None:
-    got = statuses(_run(tmp_path, _replace("OPENAI_API_KEY", value), only="env.required"),
-                   "env.required")
+    got = statuses(
+        _run(tmp_path, _replace("OPENAI_API_KEY", value), only="env.required"), "env.required"
+    )
     assert got["OPENAI_API_KEY"] == "fail"
     assert got["JWT_SECRET"] == "pass"
 
@@ -47,12 +64,25 @@ def test_required_fails_when_missing_or_empty(tmp_path: Path, value: str | None)
 @pytest.mark.parametrize(
     ("name", "rule", "bad", "good"),
     [
-        ("WEB_APP_URL", EnvRule(type="https_url"), "http://app.example.org", "https://app.example.org"),
+        (
+            "WEB_APP_URL",
+            EnvRule(type="https_url"),
+            "http://app.example.org",
+            "https://app.example.org",
+        ),
         ("WEB_APP_URL", EnvRule(type="url"), "not a url", "https://app.example.org"),
-        ("DATABASE_URL", EnvRule(type="postgres_dsn", secret=True), "mysql://u:p@h/db",
-         "postgresql://u:Zx9@h:5432/db"),
-        ("DATABASE_URL", EnvRule(type="postgres_dsn", secret=True), "postgresql://u:p@h:5432/",
-         "postgresql://u:p@h:5432/app"),
+        (
+            "DATABASE_URL",
+            EnvRule(type="postgres_dsn", secret=True),
+            "mysql://u:p@h/db",
+            "postgresql://u:Zx9@h:5432/db",
+        ),
+        (
+            "DATABASE_URL",
+            EnvRule(type="postgres_dsn", secret=True),
+            "postgresql://u:p@h:5432/",
+            "postgresql://u:p@h:5432/app",
+        ),
         ("FROM_EMAIL", EnvRule(type="email"), "care-at-example", "Care <care@counsel.org>"),
         ("PORT", EnvRule(type="int", min=1, max=65535), "http", "8080"),
         ("PORT", EnvRule(type="int", min=1, max=65535), "70000", "443"),
@@ -72,30 +102,42 @@ def test_format_rules(tmp_path: Path, name: str, rule: EnvRule, bad: str, good: 
 
 def test_format_failure_never_shows_a_secret_value(tmp_path: Path) -> None:
     cfg = Config(env=EnvConfig(rules={"DATABASE_URL": EnvRule(type="postgres_dsn", secret=True)}))
-    out = _run(tmp_path, _replace("DATABASE_URL", "mysql://u:CanaryPw1234@h/db"),
-               only="env.format", config=cfg)
+    out = _run(
+        tmp_path,
+        _replace("DATABASE_URL", "mysql://u:CanaryPw1234@h/db"),
+        only="env.format",
+        config=cfg,
+    )
     (r,) = out.results
     assert "CanaryPw1234" not in r.summary and "mysql://" not in r.summary
 
 
-@pytest.mark.parametrize("value", ["changeme", "your-key-here", "<your token>", "CHANGETHIS",
-                                   "sk-your-key-here-123"])
+@pytest.mark.parametrize(
+    "value", ["changeme", "your-key-here", "<your token>", "CHANGETHIS", "sk-your-key-here-123"]
+)
 def test_placeholder_fails(tmp_path: Path, value: str) -> None:
-    got = statuses(_run(tmp_path, _replace("POSTMARK_API_TOKEN", value), only="env.placeholder"),
-                   "env.placeholder")
+    got = statuses(
+        _run(tmp_path, _replace("POSTMARK_API_TOKEN", value), only="env.placeholder"),
+        "env.placeholder",
+    )
     assert got["POSTMARK_API_TOKEN"] == "fail"
     assert got["JWT_SECRET"] == "pass"
 
 
 def test_placeholder_rule_forbidden_values(tmp_path: Path) -> None:
-    cfg = Config(env=EnvConfig(rules={"FROM_EMAIL": EnvRule(type="email",
-                                                           forbidden=["care@counsel.example.org"])}))
+    cfg = Config(
+        env=EnvConfig(
+            rules={"FROM_EMAIL": EnvRule(type="email", forbidden=["care@counsel.example.org"])}
+        )
+    )
     got = statuses(_run(tmp_path, GOOD_ENV, only="env.placeholder", config=cfg), "env.placeholder")
     assert got["FROM_EMAIL"] == "fail"
 
 
 def test_secret_strength_length_and_entropy(tmp_path: Path) -> None:
-    short = _run(tmp_path, _replace("JWT_SECRET", "tooshort-but-random-ish"), only="env.secret_strength")
+    short = _run(
+        tmp_path, _replace("JWT_SECRET", "tooshort-but-random-ish"), only="env.secret_strength"
+    )
     assert statuses(short, "env.secret_strength")["JWT_SECRET"] == "fail"
     flat = _run(tmp_path, _replace("JWT_SECRET", "a" * 40), only="env.secret_strength")
     r = {x.subject: x for x in flat.results}["JWT_SECRET"]
@@ -107,12 +149,14 @@ def test_secret_strength_length_and_entropy(tmp_path: Path) -> None:
 def test_example_drift_both_directions(tmp_path: Path) -> None:
     names = [ln.split("=")[0] for ln in GOOD_ENV.splitlines()]
     example = "\n".join(f"{n}=" for n in names[1:]) + "\nSENTRY_DSN=\n"
-    got = statuses(_run(tmp_path, GOOD_ENV, only="env.example_drift", example=example),
-                   "env.example_drift")
+    got = statuses(
+        _run(tmp_path, GOOD_ENV, only="env.example_drift", example=example), "env.example_drift"
+    )
     assert got == {"SENTRY_DSN": "fail", "NODE_ENV": "fail"}
     same = "\n".join(f"{n}=" for n in names) + "\n"
-    got = statuses(_run(tmp_path, GOOD_ENV, only="env.example_drift", example=same),
-                   "env.example_drift")
+    got = statuses(
+        _run(tmp_path, GOOD_ENV, only="env.example_drift", example=same), "env.example_drift"
+    )
     assert got == {".env.example": "pass"}
 
 
@@ -125,23 +169,28 @@ def test_production_sanity(tmp_path: Path) -> None:
     good = statuses(_run(tmp_path, GOOD_ENV, only="env.production"), "env.production")
     assert good == {"NODE_ENV": "pass", "WEB_APP_URL": "pass"}
     bad_text = _replace("NODE_ENV", "development").replace("https://counsel", "http://counsel")
-    bad = statuses(_run(tmp_path, bad_text + "DEBUG=true\n", only="env.production"),
-                   "env.production")
+    bad = statuses(
+        _run(tmp_path, bad_text + "DEBUG=true\n", only="env.production"), "env.production"
+    )
     assert bad == {"NODE_ENV": "fail", "WEB_APP_URL": "fail", "DEBUG": "fail"}
-    none = statuses(_run(tmp_path, _replace("NODE_ENV", None), only="env.production"),
-                    "env.production")
+    none = statuses(
+        _run(tmp_path, _replace("NODE_ENV", None), only="env.production"), "env.production"
+    )
     assert none["app_env"] == "fail"
 
 
 def test_production_sanity_skips_on_non_production_environment(tmp_path: Path) -> None:
-    got = statuses(_run(tmp_path, GOOD_ENV, only="env.production", production=False,
-                        env_name="staging"), "env.production")
+    got = statuses(
+        _run(tmp_path, GOOD_ENV, only="env.production", production=False, env_name="staging"),
+        "env.production",
+    )
     assert got == {"*": "skip"}
 
 
 def test_process_environment_source(tmp_path: Path) -> None:
     env = Environment(env_source="process")
-    ctx = make_context(environment=env, base_dir=tmp_path,
-                       environ={"DATABASE_URL": "postgresql://a:b@h:5432/d"})
+    ctx = make_context(
+        environment=env, base_dir=tmp_path, environ={"DATABASE_URL": "postgresql://a:b@h:5432/d"}
+    )
     got = statuses(run_checks(ctx, only=["env.required"]), "env.required")
     assert got["DATABASE_URL"] == "pass" and got["JWT_SECRET"] == "fail"

@@ -51,8 +51,9 @@ def test_reachable_fails_on_closed_port_and_5xx() -> None:
     out = run_checks(make_context(environment=env), only=["http.reachable"])
     assert list(statuses(out, "http.reachable").values()) == ["fail"]
     with serve(app(503)) as s:
-        out = run_checks(make_context(environment=Environment(base_url=s.url)),
-                         only=["http.reachable"])
+        out = run_checks(
+            make_context(environment=Environment(base_url=s.url)), only=["http.reachable"]
+        )
     assert list(statuses(out, "http.reachable").values()) == ["fail"]
 
 

@@ -20,8 +20,12 @@ def test_env_validate_without_config(readyctl, env_file) -> None:  # type: ignor
     r = readyctl("env", "validate", "--env-file", str(f))
     assert r.code == 0, r.both
     assert "READY" in r.out and "Traceback" not in r.both
-    bad = env_file(GOOD_ENV.replace("JWT_SECRET=9fK2vQ7xLm4ZpR8tW1yB6nC3hJ5sD0gE-aU_kX",
-                                    "JWT_SECRET=changeme"), name=".env.bad")
+    bad = env_file(
+        GOOD_ENV.replace(
+            "JWT_SECRET=9fK2vQ7xLm4ZpR8tW1yB6nC3hJ5sD0gE-aU_kX", "JWT_SECRET=changeme"
+        ),
+        name=".env.bad",
+    )
     r = readyctl("env", "validate", "--env-file", str(bad))
     assert r.code == 1 and "env.placeholder" in r.out and "NOT READY" in r.out
 
@@ -44,8 +48,12 @@ def test_env_validate_usage_errors(readyctl, tmp_path: Path) -> None:  # type: i
         ("version: 1\nenvironments:\n  s:\n    env_file: .env.missing\n", "env_file"),
     ],
 )
-def test_bad_config_is_one_line_exit_2(readyctl, tmp_path: Path, yaml_text: str,  # type: ignore[no-untyped-def]
-                                       needle: str) -> None:
+def test_bad_config_is_one_line_exit_2(
+    readyctl,
+    tmp_path: Path,
+    yaml_text: str,  # type: ignore[no-untyped-def]
+    needle: str,
+) -> None:
     (tmp_path / "readyctl.yaml").write_text(yaml_text)
     r = readyctl("check")
     assert r.code == 2, r.both
@@ -69,14 +77,39 @@ def test_check_writes_json_contract(readyctl, env_file, tmp_path: Path) -> None:
     r = readyctl("check", "--env-file", str(f), "--out", str(tmp_path / "out"), "--quiet")
     assert r.code == 0, r.both
     data = json.loads((tmp_path / "out" / "readiness.json").read_text())
-    for key in ("schema_version", "score", "grade", "verdict", "gate", "environment", "target",
-                "started_at", "duration_s", "results"):
+    for key in (
+        "schema_version",
+        "score",
+        "grade",
+        "verdict",
+        "gate",
+        "environment",
+        "target",
+        "started_at",
+        "duration_s",
+        "results",
+    ):
         assert key in data
     assert data["verdict"] == "ready" and data["score"] == 100 and data["grade"] == "A+"
     res = data["results"][0]
-    for key in ("id", "subject", "title", "category", "severity", "status", "score", "summary",
-                "reason", "measured", "threshold", "evidence", "remediation", "duration_ms",
-                "attempts", "waiver"):
+    for key in (
+        "id",
+        "subject",
+        "title",
+        "category",
+        "severity",
+        "status",
+        "score",
+        "summary",
+        "reason",
+        "measured",
+        "threshold",
+        "evidence",
+        "remediation",
+        "duration_ms",
+        "attempts",
+        "waiver",
+    ):
         assert key in res
     assert r.out.startswith("READY")
 
@@ -84,7 +117,8 @@ def test_check_writes_json_contract(readyctl, env_file, tmp_path: Path) -> None:
 def test_plan_contacts_nothing(readyctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "readyctl.yaml").write_text(
         "environments:\n  prod:\n    base_url: https://203.0.113.1\n    production: true\n"
-        "    database_url: postgresql://u:PlanCanary77@203.0.113.1/db\n")
+        "    database_url: postgresql://u:PlanCanary77@203.0.113.1/db\n"
+    )
     t0 = time.monotonic()
     r = readyctl("check", "--plan")
     assert r.code == 0, r.both
@@ -100,8 +134,15 @@ def test_list_and_explain(readyctl) -> None:  # type: ignore[no-untyped-def]
     ids = {row["id"] for row in rows}
     assert {"env.required", "env.format", "env.placeholder"} <= ids
     for row in rows:
-        assert {"id", "title", "failure_title", "severity", "category", "requires",
-                "safety"} <= row.keys()
+        assert {
+            "id",
+            "title",
+            "failure_title",
+            "severity",
+            "category",
+            "requires",
+            "safety",
+        } <= row.keys()
     r = readyctl("explain", "env.secret_strength")
     assert r.code == 0 and "RFC 7518" in r.out and "Seed items" in r.out
     r = readyctl("explain", "env.secret_strenght")
@@ -116,7 +157,7 @@ def test_help_documents_exit_codes(readyctl) -> None:  # type: ignore[no-untyped
     assert r.code == 0 and r.out.startswith("readyctl ")
 
 
-PLUGIN = '''
+PLUGIN = """
 import time, pathlib
 from readyctl.check import Check, CheckMeta, RemediationSpec, Category, Severity
 
@@ -142,7 +183,7 @@ class Quick(Check):
 
     def run(self, ctx):
         yield self.passed("q", "quick")
-'''
+"""
 
 
 def make_plugin(site: Path) -> Path:
@@ -162,9 +203,22 @@ def test_ctrl_c_cleans_up_writes_partial_report_and_exits_130(tmp_path: Path) ->
     marker = tmp_path / "marker"
     env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{ROOT}", SLEEPY_MARKER=str(marker))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "readyctl", "check", "--only", "sleepy_plugin.*",
-         "--out", str(tmp_path / "out"), "--no-color"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "readyctl",
+            "check",
+            "--only",
+            "sleepy_plugin.*",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-color",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(2.5)
     proc.send_signal(signal.SIGINT)

@@ -17,7 +17,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_inheritance_and_interpolation(tmp_path: Path) -> None:
-    p = _write(tmp_path, """\
+    p = _write(
+        tmp_path,
+        """\
 version: 1
 base:
   base_url: ${API_URL:-https://api.example.org}
@@ -30,7 +32,8 @@ environments:
     production: true
     allow: ["env.*"]
     base_url: ${PROD_URL}
-""")
+""",
+    )
     loaded = load_config(p, environ={"PROD_URL": "https://prod.example.org"})
     _, staging = loaded.environment("staging")
     _, prod = loaded.environment("production")

@@ -17,15 +17,25 @@ CANARIES = {
 
 def test_redactor_unit() -> None:
     r = Redactor()
-    r.add_env({"JWT_SECRET": "abcd1234efgh", "PLAIN": "visible-value",
-               "DATABASE_URL": "postgresql://u:pw-xyz-1@h/db"}, secret_names=[])
-    text = r.text("jwt abcd1234efgh plain visible-value pw-xyz-1 "
-                  "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_sig_sig "
-                  "https://user:other-pw@host/x?token=qwerty123&x=1")
+    r.add_env(
+        {
+            "JWT_SECRET": "abcd1234efgh",
+            "PLAIN": "visible-value",
+            "DATABASE_URL": "postgresql://u:pw-xyz-1@h/db",
+        },
+        secret_names=[],
+    )
+    text = r.text(
+        "jwt abcd1234efgh plain visible-value pw-xyz-1 "
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_sig_sig "
+        "https://user:other-pw@host/x?token=qwerty123&x=1"
+    )
     assert "abcd1234efgh" not in text and "pw-xyz-1" not in text and "other-pw" not in text
     assert "visible-value" in text and "eyJhbGci" not in text and "qwerty123" not in text
     assert r.value({"api_key": "zzz-zzz", "nested": [{"password": "p4ss-word"}]}) == {
-        "api_key": MASK, "nested": [{"password": MASK}]}
+        "api_key": MASK,
+        "nested": [{"password": MASK}],
+    }
 
 
 def test_canaries_never_reach_any_output(readyctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -49,8 +59,14 @@ def test_canaries_never_reach_any_output(readyctl, tmp_path: Path) -> None:  # t
         "    DATABASE_URL: {type: email}\n"
     )
     log = tmp_path / "readyctl.log"
-    r = readyctl("check", "--format", "terminal,json", "--out", str(tmp_path / "out"),
-                 env={"READYCTL_LOG": str(log)})
+    r = readyctl(
+        "check",
+        "--format",
+        "terminal,json",
+        "--out",
+        str(tmp_path / "out"),
+        env={"READYCTL_LOG": str(log)},
+    )
     assert r.code == 1, r.both
     outputs = {
         "stdout": r.out,
@@ -66,6 +82,7 @@ def test_canaries_never_reach_any_output(readyctl, tmp_path: Path) -> None:  # t
 
 def test_config_error_does_not_echo_url_password(readyctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "readyctl.yaml").write_text(
-        "environments:\n  s:\n    base_url: 'ftp://u:CanaryUrlPw99@host'\n")
+        "environments:\n  s:\n    base_url: 'ftp://u:CanaryUrlPw99@host'\n"
+    )
     r = readyctl("check")
     assert r.code == 2 and "CanaryUrlPw99" not in r.both and "base_url" in r.err

@@ -28,9 +28,13 @@ from tests.helpers import make_context
 
 def meta(cid: str, **kw: object) -> CheckMeta:
     base: dict[str, object] = dict(
-        id=cid, title="It holds", failure_title="It does not hold",
-        description="Why it matters.", remediation=RemediationSpec(text="Fix it."),
-        category=Category.OPERATIONS, severity=Severity.HIGH,
+        id=cid,
+        title="It holds",
+        failure_title="It does not hold",
+        description="Why it matters.",
+        remediation=RemediationSpec(text="Fix it."),
+        category=Category.OPERATIONS,
+        severity=Severity.HIGH,
     )
     base.update(kw)
     return CheckMeta(**base)  # type: ignore[arg-type]
@@ -111,11 +115,15 @@ def test_no_result_is_an_error() -> None:
 
 
 def test_dependency_failure_blocks_with_root_cause() -> None:
-    out = by_id(_go([
-        make("t.root", bad),
-        make("t.mid", ok, depends_on=("t.root",)),
-        make("t.leaf", ok, depends_on=("t.mid",)),
-    ]))
+    out = by_id(
+        _go(
+            [
+                make("t.root", bad),
+                make("t.mid", ok, depends_on=("t.root",)),
+                make("t.leaf", ok, depends_on=("t.mid",)),
+            ]
+        )
+    )
     assert out["t.mid"].status.value == "blocked" and "t.root fail: broken" in out["t.mid"].reason
     assert out["t.leaf"].status.value == "blocked" and out["t.leaf"].reason == out["t.mid"].reason
 
@@ -145,11 +153,15 @@ def test_exclusive_checks_run_alone_after_parallel_phase() -> None:
             with lock:
                 log.append(("end", name))
             yield self.passed("s", "ok")
+
         return fn
 
-    checks = [make("t.p1", rec("p1", 0.2)), make("t.p2", rec("p2", 0.2)),
-              make("t.x1", rec("x1", 0.05), exclusive=True),
-              make("t.x2", rec("x2", 0.05), exclusive=True)]
+    checks = [
+        make("t.p1", rec("p1", 0.2)),
+        make("t.p2", rec("p2", 0.2)),
+        make("t.x1", rec("x1", 0.05), exclusive=True),
+        make("t.x2", rec("x2", 0.05), exclusive=True),
+    ]
     _go(checks, jobs=4)
     first_x = log.index(("start", "x1"))
     assert ("end", "p1") in log[:first_x] and ("end", "p2") in log[:first_x]
@@ -201,8 +213,11 @@ def test_results_are_redacted_and_cleanups_run() -> None:
     def leaky(self: Check, ctx: Context) -> Iterator[Result]:
         ctx.redactor.add("CanarySecretValue42")
         ctx.add_cleanup(lambda: cleaned.append("x"))
-        yield self.failed("s", "saw CanarySecretValue42 in postgres://u:pw9999@h/db",
-                          evidence={"api_key": "abc12345", "body": "CanarySecretValue42"})
+        yield self.failed(
+            "s",
+            "saw CanarySecretValue42 in postgres://u:pw9999@h/db",
+            evidence={"api_key": "abc12345", "body": "CanarySecretValue42"},
+        )
 
     (r,) = _go([make("t.leak", leaky)]).results
     text = r.summary + str(r.evidence)

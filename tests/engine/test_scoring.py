@@ -12,8 +12,13 @@ from readyctl.scoring import decide, grade, score_results
 
 def _meta(cid: str, sev: Severity, cat: Category = Category.CONFIG) -> CheckMeta:
     return CheckMeta(
-        id=cid, title="Works fine", failure_title="Does not work", description="Why it matters.",
-        remediation=RemediationSpec(text="Fix it."), category=cat, severity=sev,
+        id=cid,
+        title="Works fine",
+        failure_title="Does not work",
+        description="Why it matters.",
+        remediation=RemediationSpec(text="Fix it."),
+        category=cat,
+        severity=sev,
     )
 
 
@@ -30,11 +35,13 @@ def test_curve_matches_lighthouse_control_points() -> None:
 
 def test_measure_takes_status_from_threshold_and_score_from_curve() -> None:
     c = Curve(good=200, poor=1000)
-    r = Result.measure("load.p95", "counsel/p95", 300, curve=c, summary="p95 300 ms",
-                       fail_at=2000, warn_at=800)
+    r = Result.measure(
+        "load.p95", "counsel/p95", 300, curve=c, summary="p95 300 ms", fail_at=2000, warn_at=800
+    )
     assert r.status.value == "pass" and 0.5 < r.score < 0.9
-    r = Result.measure("load.p95", "counsel/p95", 900, curve=c, summary="s", fail_at=2000,
-                       warn_at=800)
+    r = Result.measure(
+        "load.p95", "counsel/p95", 900, curve=c, summary="s", fail_at=2000, warn_at=800
+    )
     assert r.status.value == "warn" and r.threshold == 800
     r = Result.measure("load.p95", "counsel/p95", 3000, curve=c, summary="s", fail_at=2000)
     assert r.status.value == "fail" and r.score < 0.5
@@ -56,16 +63,32 @@ def test_weights_by_severity_shared_across_subjects() -> None:
 
 def test_error_counts_as_fail_and_skip_is_excluded() -> None:
     metas = {"a.b": _meta("a.b", Severity.HIGH)}
-    s = score_results([Result.passed("a.b", "1", "ok"),
-                       Result.errored("a.b", "2", ErrorReason.TIMEOUT, "slow"),
-                       Result.skipped("a.b", "3", "n/a")], metas, ScoringConfig())
+    s = score_results(
+        [
+            Result.passed("a.b", "1", "ok"),
+            Result.errored("a.b", "2", ErrorReason.TIMEOUT, "slow"),
+            Result.skipped("a.b", "3", "n/a"),
+        ],
+        metas,
+        ScoringConfig(),
+    )
     assert s.overall == 50
 
 
-@pytest.mark.parametrize(("score", "warn", "letter"), [
-    (100, False, "A+"), (100, True, "A"), (90, False, "A"), (89.9, False, "B"),
-    (80, False, "B"), (70, False, "C"), (60, False, "D"), (59.9, False, "F"), (None, False, "-"),
-])
+@pytest.mark.parametrize(
+    ("score", "warn", "letter"),
+    [
+        (100, False, "A+"),
+        (100, True, "A"),
+        (90, False, "A"),
+        (89.9, False, "B"),
+        (80, False, "B"),
+        (70, False, "C"),
+        (60, False, "D"),
+        (59.9, False, "F"),
+        (None, False, "-"),
+    ],
+)
 def test_grades(score: float | None, warn: bool, letter: str) -> None:
     assert grade(score, warn) == letter
 
@@ -89,6 +112,11 @@ def test_gate_precedence() -> None:
     assert intr.exit_code == 130
     waived = decide(both, metas, 95, gate, waived={("c.x", "t"), ("c.x", "s")})
     assert waived.exit_code == 0
-    expired = decide([Result.passed("c.x", "s", "ok")], metas, 100, gate,
-                     expired_waivers=["waiver for c.x expired 2026-01-01"])
+    expired = decide(
+        [Result.passed("c.x", "s", "ok")],
+        metas,
+        100,
+        gate,
+        expired_waivers=["waiver for c.x expired 2026-01-01"],
+    )
     assert expired.exit_code == 1 and expired.reasons[0].code == "expired_waiver"
