@@ -21,6 +21,7 @@ _QUERY_SECRET = re.compile(
     re.IGNORECASE,
 )
 _MIN_SECRET_LEN = 4
+_WHOLE_TOKEN_BELOW = 12
 
 
 def is_secret_name(name: str) -> bool:
@@ -47,7 +48,15 @@ class Redactor:
                 return
             self._secrets.add(value)
             ordered = sorted(self._secrets, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            # short secrets match only as whole tokens, so "secret" never mangles "secrets"
+            self._pattern = re.compile(
+                "|".join(
+                    re.escape(s)
+                    if len(s) >= _WHOLE_TOKEN_BELOW
+                    else rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])"
+                    for s in ordered
+                )
+            )
         for m in _URL_PASSWORD.finditer(value):
             self.add(m.group("pw"))
 

@@ -40,7 +40,8 @@ def recorded() -> dict[str, set[str]]:
 
 def _whole_suite(session: pytest.Session) -> bool:
     cfg = session.config
-    if cfg.option.keyword or cfg.option.markexpr or cfg.option.lf or cfg.option.deselect:
+    opt = cfg.option
+    if any(getattr(opt, name, None) for name in ("keyword", "markexpr", "lf", "deselect")):
         return False
     args = [a for a in cfg.args if not a.startswith("-")]
     root = Path(str(cfg.rootpath))

@@ -1,4 +1,4 @@
-"""readiness.html: one self-contained, autoescaped page for release managers (no external requests)."""
+"""readiness.html: one self-contained, autoescaped page for release managers (no network)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, Template
 from markupsafe import Markup
 
 from readyctl import resource_dir
-from readyctl.redact import global_redactor
+from readyctl.redact import MASK, global_redactor, is_secret_name
 from readyctl.report import Report
 
 FILE_NAME = "readiness.html"
@@ -50,6 +50,35 @@ PRINT_SCRIPT = (
 )
 SCRIPT_HASH = base64.b64encode(hashlib.sha256(PRINT_SCRIPT.encode()).digest()).decode()
 _SAFE_LINK = re.compile(r"^https?://[^\s\"'<>`]+$", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(name: str) -> bool:
+    """Whether a key names a secret (keys repeat across results, so cached)."""
+    return is_secret_name(name)
+
+
+class _Redact:
+    """Redactor.value with each distinct string redacted once per document (titles repeat)."""
+
+    def __init__(self) -> None:
+        self._redactor = global_redactor()
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, obj: Any, key: str | None = None) -> Any:
+        """A copy of `obj` with secrets masked; secret-named keys lose their string values."""
+        if isinstance(obj, str):
+            if key is not None and obj and _secret_key(key):
+                return MASK
+            done = self._seen.get(obj)
+            if done is None:
+                done = self._seen[obj] = self._redactor.text(obj)
+            return done
+        if isinstance(obj, Mapping):
+            return {str(k): self(v, str(k)) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self(v) for v in obj]
+        return obj
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,10 +216,14 @@ def _chart(
     lo_y = min(ys) if y_min is None else y_min
     hi_y = max(ys) if y_max is None else y_max
     if y_max is None:
-        hi_y = _ticks(lo_y, hi_y * 1.05 if hi_y > 0 else 1.0)[-1]
-        hi_y = max(hi_y, max(ys)) or 1.0
+        ticks = _ticks(lo_y, hi_y if hi_y > lo_y else lo_y + 1.0)
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+        hi_y = ticks[-1] if ticks[-1] >= hi_y else ticks[-1] + step
     left, right, top, bottom = 46, width - 10, 10, height - 24
-    sx = _scale(min(xs), max(xs), left, right) if max(xs) > min(xs) else (lambda v: (left + right) / 2)
+    if max(xs) > min(xs):
+        sx = _scale(min(xs), max(xs), left, right)
+    else:
+        sx = lambda v: (left + right) / 2  # noqa: E731 - one point: centred
     sy = _scale(lo_y, hi_y, bottom, top)
     out_series = []
     for name, cls, s in series:
@@ -230,7 +263,11 @@ def _history_chart(data: dict[str, Any]) -> dict[str, Any] | None:
         not runs or runs[-1].get("started_at") != data.get("started_at")
     ):
         runs.append(
-            {"started_at": data.get("started_at"), "score": data["score"], "verdict": data.get("verdict")}
+            {
+                "started_at": data.get("started_at"),
+                "score": data["score"],
+                "verdict": data.get("verdict"),
+            }
         )
     points = []
     for i, h in enumerate(runs):
@@ -288,7 +325,9 @@ def _percentiles(table: Any) -> dict[str, Any] | None:
         columns = ["name"]
         for row in table.values():
             columns += [k for k in row if k not in columns]
-        rows = [[str(name)] + [_fmt(row.get(c)) for c in columns[1:]] for name, row in table.items()]
+        rows = [
+            [str(name)] + [_fmt(row.get(c)) for c in columns[1:]] for name, row in table.items()
+        ]
     elif isinstance(table, dict) and table:
         columns = [str(k) for k in table]
         rows = [[_fmt(v) for v in table.values()]]
@@ -378,7 +417,7 @@ def _result(r: dict[str, Any], n: int) -> dict[str, Any]:
 
 def context(report: Report) -> dict[str, Any]:
     """Everything the template shows, redacted and precomputed (geometry, wording, classes)."""
-    data: dict[str, Any] = global_redactor().value(report.data)
+    data: dict[str, Any] = _Redact()(report.data)
     data.setdefault("results", [])
     views = [_result(r, n) for n, r in enumerate(data["results"])]
     by_raw = {id(v["raw"]): v for v in views}
@@ -390,7 +429,7 @@ def context(report: Report) -> dict[str, Any]:
         "dash": f"{(score or 0) / 100 * circumference:.1f}",
         "circ": f"{circumference:.1f}",
         "band": _band(score),
-        "score": _fmt(score) if score is not None else "–",
+        "score": _fmt(score) if score is not None else "\u2013",
     }
     if fail_under is not None:
         angle = math.radians(fail_under / 100 * 360 - 90)
@@ -415,7 +454,7 @@ def context(report: Report) -> dict[str, Any]:
         categories.append(
             {
                 "name": str(name),
-                "score": _fmt(cscore) if cscore is not None else "–",
+                "score": _fmt(cscore) if cscore is not None else "\u2013",
                 "width": f"{max(min(cscore or 0, 100), 0):.1f}",
                 "band": _band(cscore),
                 "counts": [(s, counts.get(s, 0)) for s in STATUSES if counts.get(s)],
@@ -434,7 +473,7 @@ def context(report: Report) -> dict[str, Any]:
         delta = _float(baseline.get("score_delta"))
         baseline = {
             **baseline,
-            "delta": f"{delta:+g}" if delta is not None else "–",
+            "delta": f"{delta:+g}" if delta is not None else "\u2013",
             "trend": "up" if (delta or 0) > 0 else "down" if (delta or 0) < 0 else "flat",
             "changes": [
                 {

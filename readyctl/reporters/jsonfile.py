@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -13,7 +14,9 @@ from readyctl.report import Report
 def write(report: Report, out_dir: Path) -> Path:
     """Write readiness.json atomically (a reader never sees half a file)."""
     path = out_dir / "readiness.json"
-    text = global_redactor().text(report.to_json())
+    # redact values, never the serialized text: keys and structure must stay intact
+    data = global_redactor().value(report.data)
+    text = json.dumps(data, indent=2, default=str)
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".readiness.", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text + "\n")

@@ -18,10 +18,26 @@ FILE_NAME = "readiness.xml"
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def _clean(value: Any) -> str:
-    """Text safe for XML 1.0 (control characters shown as \\xNN)."""
-    text = "" if value is None else str(value)
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+class _Clean:
+    """Redacts text and makes it safe for XML 1.0 (control characters shown as \\xNN)."""
+
+    def __init__(self) -> None:
+        self._redactor = global_redactor()
+        self._seen: dict[str, str] = {}  # titles and fixes repeat: redact each once per document
+
+    def __call__(self, value: Any) -> str:
+        """The cleaned text of `value`."""
+        text = "" if value is None else str(value)
+        done = self._seen.get(text)
+        if done is None:
+            done = _NOT_XML.sub(_hex, self._redactor.text(text))
+            self._seen[text] = done
+        return done
+
+
+def _hex(m: re.Match[str]) -> str:
+    """A control character as \\xNN."""
+    return f"\\x{ord(m.group()):02x}"
 
 
 def _seconds(ms: Any) -> str:
@@ -68,7 +84,7 @@ def _waiver_text(w: dict[str, Any]) -> str:
     return text
 
 
-def _testcase(r: dict[str, Any]) -> tuple[ET.Element, str]:
+def _testcase(r: dict[str, Any], _clean: _Clean) -> tuple[ET.Element, str]:
     """One result as a <testcase>; also returns the outcome counted on the suite."""
     case = ET.Element(
         "testcase",
@@ -129,8 +145,9 @@ def _testcase(r: dict[str, Any]) -> tuple[ET.Element, str]:
 
 
 def build(report: Report) -> ET.Element:
-    """The <testsuites> element for a report (strings already redacted)."""
-    data: dict[str, Any] = global_redactor().value(report.data)
+    """The <testsuites> element for a report."""
+    data: dict[str, Any] = report.data  # every string is redacted where it is output (_Clean)
+    _clean = _Clean()
     by_cat: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in data.get("results", []):
         by_cat[r.get("category") or "uncategorized"].append(r)
@@ -154,7 +171,7 @@ def build(report: Report) -> ET.Element:
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         suite_ms = 0.0
         for r in results:
-            case, outcome = _testcase(r)
+            case, outcome = _testcase(r, _clean)
             suite.append(case)
             counts["tests"] += 1
             if outcome == "failure":
@@ -163,10 +180,7 @@ def build(report: Report) -> ET.Element:
                 counts["errors"] += 1
             elif outcome == "skipped":
                 counts["skipped"] += 1
-            try:
-                suite_ms += max(float(r.get("duration_ms") or 0), 0.0)
-            except (TypeError, ValueError):
-                pass
+            suite_ms += float(_seconds(r.get("duration_ms"))) * 1000
         for key, value in counts.items():
             suite.set(key, str(value))
             totals[key] += value

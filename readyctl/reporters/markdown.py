@@ -20,21 +20,23 @@ VERDICT_WORDS = {
     "inconclusive": ("⚠️", "INCONCLUSIVE"),
 }
 STATUSES = ("pass", "warn", "fail", "error", "blocked", "skip")
-_BACKSLASHED = re.compile(r"([\\`*_\[\]|~#!{}()])")
+_BACKSLASHED = re.compile(r"([\\`*_\[\]|~#])")
 _SAFE_LINK = re.compile(r"^https?://[^\s<>()\[\]|`\\\"']+$")
+_WWW = re.compile(r"www\.", re.IGNORECASE)
 _NEWLINES = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
 
 
 def esc(value: Any, limit: int = MAX_CELL) -> str:
-    """Untrusted text made inert in Markdown and in a table cell (one line, no HTML)."""
-    text = "" if value is None else str(value)
+    """Untrusted text redacted and made inert in Markdown and a table cell (one line, no HTML)."""
+    text = global_redactor().text("" if value is None else str(value))
     text = _NEWLINES.sub(" ", text).replace("\t", " ")
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _BACKSLASHED.sub(r"\\\1", text)
     # keep @mentions and autolinks from pinging or linking in PR comments
-    return text.replace("@", "&#64;").replace("://", ":&#47;&#47;")
+    text = text.replace("@", "&#64;").replace("://", ":&#47;&#47;")
+    return _WWW.sub(lambda m: m.group()[:3] + "&#46;", text)
 
 
 def _num(value: Any) -> str:
@@ -52,13 +54,13 @@ def _blockers(data: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, Any]] = set()
     for g in (data.get("gate") or {}).get("reasons") or []:
-        cid = g.get("check_id")
+        cid, subject = g.get("check_id"), g.get("subject")
         if not cid:
             continue
         for r in results:
-            if r.get("id") != cid or (g.get("subject") is not None and r.get("subject") != g["subject"]):
+            if r.get("id") != cid or (subject is not None and r.get("subject") != subject):
                 continue
-            if g.get("subject") is None and r.get("status") == "pass":
+            if subject is None and r.get("status") == "pass":
                 continue
             key = (r.get("id"), r.get("subject"))
             if key not in seen:
@@ -89,7 +91,7 @@ def _table(head: list[str], rows: list[list[str]], more: int = 0) -> list[str]:
 
 def render(report: Report) -> str:
     """The Markdown summary as text (every value redacted and escaped)."""
-    data: dict[str, Any] = global_redactor().value(report.data)
+    data: dict[str, Any] = report.data  # every value is redacted where it is output (esc)
     results: list[dict[str, Any]] = data.get("results") or []
     gate = data.get("gate") or {}
     icon, word = VERDICT_WORDS.get(data.get("verdict", ""), ("❔", "UNKNOWN"))
@@ -101,9 +103,7 @@ def render(report: Report) -> str:
         f"grade {esc(data.get('grade') or '-')}"
     )
     lines.append("")
-    target = (data.get("target") or {}).get("base_url") or (data.get("target") or {}).get(
-        "managed"
-    )
+    target = (data.get("target") or {}).get("base_url") or (data.get("target") or {}).get("managed")
     meta = [f"environment **{esc(env.get('name') or '-')}**"]
     if env.get("production"):
         meta.append("production")
@@ -111,7 +111,7 @@ def render(report: Report) -> str:
         meta.append(f"target {esc(target)}")
     meta.append(f"started {esc(data.get('started_at') or '-')}")
     if data.get("duration_s") is not None:
-        meta.append(f"took {_num(float(data['duration_s']))} s")
+        meta.append(f"took {_num(data['duration_s'])} s")
     lines.append(" · ".join(meta))
     if data.get("interrupted"):
         lines += [
@@ -138,12 +138,13 @@ def render(report: Report) -> str:
         for r in blockers[:MAX_ROWS]:
             rem = r.get("remediation") or {}
             fix = esc(rem.get("text") or "-")
-            if rem.get("link") and _SAFE_LINK.match(str(rem["link"])):
-                fix += f" ([docs]({rem['link']}))"
+            link = global_redactor().text(str(rem.get("link") or ""))
+            if _SAFE_LINK.match(link):
+                fix += f" ([docs]({link}))"
             owner = (r.get("waiver") or {}).get("owner")
             rows.append(
                 [
-                    f"`{esc(r.get('id'))}`",
+                    esc(r.get("id")),
                     esc(r.get("subject")),
                     esc(r.get("severity")),
                     esc(r.get("status")),
@@ -165,7 +166,7 @@ def render(report: Report) -> str:
             w = r["waiver"]
             rows.append(
                 [
-                    f"`{esc(r.get('id'))}`",
+                    esc(r.get("id")),
                     esc(r.get("subject")),
                     esc(r.get("status")),
                     esc(w.get("owner") or "-"),
@@ -191,14 +192,14 @@ def render(report: Report) -> str:
             delta_text = "-"
         lines.append(
             f"Score {_num(data.get('score'))} against {_num(baseline.get('score'))} "
-            f"({delta_text} points) in `{esc(baseline.get('path') or '-')}`."
+            f"({delta_text} points) in {esc(baseline.get('path') or '-')}."
         )
         changes = baseline.get("changes") or []
         if changes:
             lines.append("")
             rows = [
                 [
-                    f"`{esc(c.get('id'))}`",
+                    esc(c.get("id")),
                     esc(c.get("subject")),
                     esc(c.get("from") or "-"),
                     esc(c.get("to") or "-"),
@@ -215,7 +216,7 @@ def render(report: Report) -> str:
         lines.append("### Passed on retry")
         lines.append("")
         lines += [
-            f"- `{esc(r.get('id'))}` [{esc(r.get('subject'))}] after {_num(r.get('attempts'))}"
+            f"- {esc(r.get('id'))} [{esc(r.get('subject'))}] after {_num(r.get('attempts'))}"
             " attempts"
             for r in retried[:MAX_ROWS]
         ]
@@ -229,8 +230,7 @@ def render(report: Report) -> str:
         for c in categories:
             cc = c.get("counts") or {}
             rows.append(
-                [esc(c.get("name")), _num(c.get("score"))]
-                + [_num(cc.get(s, 0)) for s in STATUSES]
+                [esc(c.get("name")), _num(c.get("score"))] + [_num(cc.get(s, 0)) for s in STATUSES]
             )
         lines += _table(["Category", "Score", *STATUSES], rows)
         lines.append("")
@@ -244,7 +244,8 @@ def render(report: Report) -> str:
         lines += [f"- {esc(p, 500)}" for p in data["cleanup_problems"]]
     tool = data.get("tool") or {}
     lines.append("")
-    lines.append(f"<sub>{esc(tool.get('name') or 'readyctl')} {esc(tool.get('version') or '')}</sub>")
+    name, version = esc(tool.get("name") or "readyctl"), esc(tool.get("version") or "")
+    lines.append(f"<sub>{name} {version}</sub>")
     return "\n".join(lines) + "\n"
 
 

@@ -86,3 +86,23 @@ def test_config_error_does_not_echo_url_password(readyctl, tmp_path: Path) -> No
     )
     r = readyctl("check")
     assert r.code == 2 and "CanaryUrlPw99" not in r.both and "base_url" in r.err
+
+
+def test_short_secret_never_mangles_words_or_json(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from readyctl.report import Report
+    from readyctl.reporters import jsonfile
+    from readyctl.reporters.jsonfile import write
+
+    private = Redactor()
+    monkeypatch.setattr(jsonfile, "global_redactor", lambda: private)
+
+    r = Redactor(["secret", "a-much-longer-secret-value"])
+    assert r.text("secrets category; value=secret; x=a-much-longer-secret-value!") == (
+        "secrets category; value=****; x=****!"
+    )
+    private.add("secret")
+    out = write(Report({"category": "secrets", "summary": "JWT_SECRET=secret"}), tmp_path)
+    data = json.loads(out.read_text())
+    assert data == {"category": "secrets", "summary": "JWT_SECRET=****"}
