@@ -74,3 +74,67 @@ def env_file(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+# -- the managed demo as a target for check tests ------------------------------------------
+@pytest.fixture(scope="session")
+def shared_pg():  # type: ignore[no-untyped-def]
+    """One embedded PostgreSQL for the session's demos (a fresh database per demo)."""
+    from readyctl.demo.pg import EmbeddedPostgres
+
+    server = EmbeddedPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def healthy_demo(shared_pg):  # type: ignore[no-untyped-def]
+    """The healthy managed demo, shared by read-only check tests."""
+    from readyctl.demo.managed import start
+
+    d = start(pg=shared_pg)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture
+def faulty_demo(shared_pg):  # type: ignore[no-untyped-def]
+    """Factory: start a demo with faults (own_pg=True for database stop/start); stopped after."""
+    from readyctl.demo.managed import start
+
+    started = []
+
+    def factory(*faults: str, own_pg: bool = False, **kw):  # type: ignore[no-untyped-def]
+        d = start(faults, pg=None if own_pg else shared_pg, **kw)
+        started.append(d)
+        return d
+
+    yield factory
+    for d in started:
+        d.stop()
+
+
+def demo_context(handle, *, config=None, production: bool = True, **env_overrides):  # type: ignore[no-untyped-def]
+    """A Context against a managed demo, built exactly as `readyctl check` builds it."""
+    from readyctl.cli._run import managed_environ, managed_environment
+    from readyctl.config import Config, Environment
+    from readyctl.context import Context
+    from readyctl.redact import Redactor
+
+    env = managed_environment(Environment(managed="demo", production=production), handle)
+    if env_overrides:
+        env = env.model_copy(update=env_overrides)
+    red = Redactor([handle.mail_token, handle.webhook_secret])
+    return Context(
+        config=config or Config(),
+        env_name="demo",
+        environment=env,
+        base_dir=Path(handle.workdir),
+        redactor=red,
+        environ={**os.environ, **managed_environ(handle)},
+        managed=handle,
+    )

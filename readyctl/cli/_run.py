@@ -78,14 +78,35 @@ def _start_managed(env: Any, faults: list[str], console: Any) -> tuple[Any, Any]
         raise ConfigError(f"managed demo: {e}") from None
     except RuntimeError as e:
         raise ReadyctlError(f"managed demo could not start: {e}") from None
+    return handle, managed_environment(env, handle)
+
+
+def managed_environment(env: Any, handle: Any) -> Any:
+    """The environment with the managed demo's URLs, CA, env file, database and auth."""
+    from readyctl.config import AuthConfig
+
     update = {
         "base_url": handle.base_url,
         "http_url": handle.http_url,
         "ca_bundle": handle.ca_bundle,
         "env_file": handle.env_file,
+        "env_source": "file",
         "database_url": handle.database_url,
+        "auth": env.auth or AuthConfig(),
     }
-    return handle, env.model_copy(update=update)
+    return env.model_copy(update=update)
+
+
+def managed_environ(handle: Any) -> dict[str, str]:
+    """Variables the managed demo provides to checks: the test account and mail provider."""
+    user = handle.user("member")
+    return {
+        "READYCTL_AUTH_USERNAME": user["email"],
+        "READYCTL_AUTH_PASSWORD": user["password"],
+        "READYCTL_MAIL_URL": handle.mail_url,
+        "READYCTL_MAIL_TOKEN": handle.mail_token,
+        "READYCTL_WEBHOOK_SECRET": handle.webhook_secret,
+    }
 
 
 def redactor_today() -> Any:
@@ -216,7 +237,12 @@ def execute(opts: RunOptions) -> int:
             faults = list(env.faults)
             faults += [f for f in os.environ.get("READYCTL_DEMO_FAULTS", "").split(",") if f]
             handle, env = _start_managed(env, list(dict.fromkeys(faults)), console)
-        ctx = Context(environment=env, managed=handle, **ctx_kwargs)
+        environ = None
+        if handle is not None:
+            environ = {**os.environ, **managed_environ(handle)}
+            for value in (handle.mail_token, handle.webhook_secret):
+                redactor.add(value)
+        ctx = Context(environment=env, managed=handle, environ=environ, **ctx_kwargs)
         if handle is not None:
             ctx.add_cleanup(handle.stop)
         items = plan(ctx, selected, catalog.checks)
