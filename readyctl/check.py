@@ -112,6 +112,7 @@ class CheckMeta(BaseModel):
     safety: Safety = Safety.PASSIVE
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
     exclusive: bool = False
+    order: int = Field(default=0, description="exclusive phase order: higher runs later")
     retryable: bool = False
     tags: tuple[str, ...] = ()
     refs: tuple[str, ...] = ()

@@ -320,7 +320,9 @@ def run(
 
     pending = [i for i in items if i.action == "run"]
     parallel = [i for i in pending if not i.meta.exclusive]
-    exclusive = [i for i in pending if i.meta.exclusive]
+    exclusive = sorted(
+        (i for i in pending if i.meta.exclusive), key=lambda i: (i.meta.order, i.meta.id)
+    )
     finished: queue.Queue[tuple[str, list[Result], int, float]] = queue.Queue()
     running: dict[str, tuple[float, float]] = {}  # id -> (start, deadline)
     abandoned: set[str] = set()

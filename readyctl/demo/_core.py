@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -110,11 +111,8 @@ class JsonLog:
         for key, value in fields.items():
             record[key] = "[redacted]" if SENSITIVE_KEYS.search(key) else value
         line = json.dumps(record, default=str, separators=(",", ":")) + "\n"
-        with self._lock:
-            try:
-                self.stream.write(line)
-            except (OSError, ValueError):
-                pass
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            self.stream.write(line)
 
     def info(self, event: str, **fields: Any) -> None:
         """Log at info level."""

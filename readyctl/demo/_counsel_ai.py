@@ -38,7 +38,11 @@ CRISIS_RESOURCES: tuple[dict[str, str], ...] = (
         "contact": "Call or text 988",
         "url": "https://988lifeline.org",
     },
-    {"name": "Crisis Text Line", "contact": "Text HOME to 741741", "url": "https://www.crisistextline.org"},
+    {
+        "name": "Crisis Text Line",
+        "contact": "Text HOME to 741741",
+        "url": "https://www.crisistextline.org",
+    },
     {"name": "Emergency services", "contact": "Call 911 if you are in immediate danger", "url": ""},
 )
 

@@ -97,7 +97,10 @@ def unavailable(exc: Exception) -> ApiError:
     """Map pool and connectivity errors to a 503."""
     if isinstance(exc, PoolTimeout):
         return ApiError(
-            503, "service_unavailable", "Database busy; retry shortly.", headers={"Retry-After": "1"}
+            503,
+            "service_unavailable",
+            "Database busy; retry shortly.",
+            headers={"Retry-After": "1"},
         )
     return ApiError(503, "service_unavailable", "Database unavailable; retry shortly.")
 

@@ -176,7 +176,10 @@ async def register(body: RegisterIn, request: Request, response: Response) -> di
                         conn,
                         "INSERT INTO organizations (name, slug, plan) VALUES (%s, %s, 'free') "
                         "RETURNING id::text AS id",
-                        (f"{body.email.split('@')[0]}'s organization", f"org-{uuid.uuid4().hex[:12]}"),
+                        (
+                            f"{body.email.split('@')[0]}'s organization",
+                            f"org-{uuid.uuid4().hex[:12]}",
+                        ),
                     )
                     assert org is not None
                     user = await fetchone(
@@ -364,9 +367,7 @@ async def me(user: CurrentUser = Depends(current_user)) -> dict[str, Any]:
 @router.post(
     f"{V1}/auth/password-reset/request", status_code=202, summary="Request a password reset"
 )
-async def password_reset_request(
-    body: ResetRequestIn, request: Request, response: Response
-) -> Any:
+async def password_reset_request(body: ResetRequestIn, request: Request, response: Response) -> Any:
     """Email a reset token if the account exists; the answer is the same either way."""
     state = state_of(request)
     _apply(response, state.limiter.hit(PASSWORD_RESET, client_ip(request)))
@@ -374,7 +375,9 @@ async def password_reset_request(
     token, token_hash = new_opaque_token()
     try:
         async with db_pool(state).connection() as conn:
-            user = await fetchone(conn, "SELECT id::text AS id FROM users WHERE email = %s", (email,))
+            user = await fetchone(
+                conn, "SELECT id::text AS id FROM users WHERE email = %s", (email,)
+            )
             if user is not None:
                 await conn.execute(
                     "INSERT INTO password_reset_tokens (token_hash, user_id, expires_at) "

@@ -94,7 +94,9 @@ async def _load_session(request: Request, user: CurrentUser, session_id: uuid.UU
     try:
         async with db_pool(state).connection() as conn:
             row = await fetchone(
-                conn, f"SELECT {SESSION_COLUMNS} FROM counseling_sessions s WHERE {scope_sql}", params
+                conn,
+                f"SELECT {SESSION_COLUMNS} FROM counseling_sessions s WHERE {scope_sql}",
+                params,
             )
     except DB_ERRORS as exc:
         raise unavailable(exc) from exc

@@ -138,7 +138,12 @@ async def admin_users(
             )
     except DB_ERRORS as exc:
         raise unavailable(exc) from exc
-    return {"items": rows, "limit": limit, "offset": offset, "total": int(total["n"] if total else 0)}
+    return {
+        "items": rows,
+        "limit": limit,
+        "offset": offset,
+        "total": int(total["n"] if total else 0),
+    }
 
 
 def verify_stripe_signature(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -77,9 +76,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             405: "Method not allowed.",
         }
         message = messages.get(exc.status_code) or str(exc.detail)
-        return _json_error(
-            request, exc.status_code, code, message, headers=dict(exc.headers or {})
-        )
+        return _json_error(request, exc.status_code, code, message, headers=dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -205,8 +202,3 @@ def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
         powered_by=f"FastAPI/{fastapi.__version__}",
     )
     return app
-
-
-def format_exception(exc: BaseException) -> str:
-    """Return a traceback string (used by the server's startup logging)."""
-    return "".join(traceback.format_exception(exc))

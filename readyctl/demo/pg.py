@@ -96,7 +96,7 @@ def _ensure_binaries_usable(bins: Path) -> None:
     if mode & stat.S_IXOTH and mode & stat.S_IROTH:
         return
     root = bins.parent
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         d = Path(dirpath)
         d.chmod(d.stat().st_mode | 0o055)
         for f in filenames:
@@ -138,6 +138,7 @@ class EmbeddedPostgres:
         self.socket_dir: Path | None = None
         self.log_file: Path | None = None
         self.pid: int | None = None
+        self._extra_dirs: list[Path] = []
         self._initialized = False
         self._password_set = False
         self._running = False
@@ -166,7 +167,9 @@ class EmbeddedPostgres:
         entry = ensure_system_user()
         return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
-    def url(self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None) -> str:
+    def url(
+        self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None
+    ) -> str:
         """Return a postgresql:// URL for a database on this server."""
         u = user or self.user
         pw = self.password if password is None and user in (None, self.user) else password
@@ -229,9 +232,13 @@ class EmbeddedPostgres:
         self.base = Path(tempfile.mkdtemp(prefix="readyctl-pg-", dir=parent))
         self.data_dir = self.base / "data"
         self.socket_dir = self.base / "sock"
+        if len(str(self.socket_dir)) > 80:  # unix socket paths are limited to ~107 bytes
+            self.socket_dir = Path(tempfile.mkdtemp(prefix="readyctl-pgs-", dir="/tmp"))
+            self._extra_dirs.append(self.socket_dir)
+        else:
+            self.socket_dir.mkdir()
         self.log_file = self.base / "postgres.log"
         shutil.copytree(template, self.data_dir, symlinks=True)
-        self.socket_dir.mkdir()
         self.log_file.touch()
         conf = {
             "listen_addresses": f"'{HOST}'",
@@ -252,6 +259,8 @@ class EmbeddedPostgres:
             entry = ensure_system_user()
             _chown_tree(self.base, entry.pw_uid, entry.pw_gid)
             _ensure_traversable(self.base)
+            for extra in self._extra_dirs:
+                os.chown(extra, entry.pw_uid, entry.pw_gid)
 
     def start(self) -> EmbeddedPostgres:
         """Start the server (first call creates the instance; later calls restart it)."""
@@ -313,7 +322,10 @@ class EmbeddedPostgres:
     def _set_password(self) -> None:
         """Give the superuser this instance's random password (over the trusted socket)."""
         with psycopg.connect(
-            host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname="postgres",
+            host=str(self.socket_dir),
+            port=self.port,
+            user=SUPERUSER,
+            dbname="postgres",
             autocommit=True,
         ) as conn:
             conn.execute(
@@ -332,8 +344,17 @@ class EmbeddedPostgres:
             mode = "fast" if keep_data else "immediate"
             try:
                 subprocess.run(
-                    [self.bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", "20",
-                     "stop"],
+                    [
+                        self.bin("pg_ctl"),
+                        "-D",
+                        str(self.data_dir),
+                        "-m",
+                        mode,
+                        "-w",
+                        "-t",
+                        "20",
+                        "stop",
+                    ],
                     check=True,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -351,6 +372,9 @@ class EmbeddedPostgres:
         if self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
+        for extra in self._extra_dirs:
+            shutil.rmtree(extra, ignore_errors=True)
+        self._extra_dirs = []
         self._initialized = False
         self._password_set = False
         if self._atexit_registered:
@@ -389,8 +413,13 @@ class EmbeddedPostgres:
     def connect(self, dbname: str = "postgres") -> psycopg.Connection:
         """Open an autocommit superuser connection over TCP."""
         return psycopg.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password,
-            dbname=dbname, autocommit=True, connect_timeout=5,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname,
+            autocommit=True,
+            connect_timeout=5,
         )
 
     def create_role(self, name: str, password: str) -> None:

@@ -32,8 +32,10 @@ class SeedPasswords:
     other_hash: str
 
 
-def seed_tenant(database_url: str, pw: SeedPasswords, *, rng_seed: int = 7) -> tuple[dict[str, Any], ...]:
-    """Insert the tenant and return its users as dicts (org, org_slug, org_id, id, email, password, role)."""
+def seed_tenant(
+    database_url: str, pw: SeedPasswords, *, rng_seed: int = 7
+) -> tuple[dict[str, Any], ...]:
+    """Insert the tenant; return its users (org, org_slug, org_id, id, email, password, role)."""
     rng = random.Random(rng_seed)
     now = datetime.now(UTC)
     acme_id, north_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -74,7 +76,15 @@ def seed_tenant(database_url: str, pw: SeedPasswords, *, rng_seed: int = 7) -> t
                 for u in users:
                     name = u["email"].split("@")[0].title()
                     copy.write_row(
-                        (u["id"], u["org_id"], u["email"], hashes[u["password"]], name, u["role"], now)
+                        (
+                            u["id"],
+                            u["org_id"],
+                            u["email"],
+                            hashes[u["password"]],
+                            name,
+                            u["role"],
+                            now,
+                        )
                     )
             first_member = users[1]["id"]
             with cur.copy(

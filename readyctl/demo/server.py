@@ -106,7 +106,9 @@ def _listener(fd: int | None, host: str, port: int | None) -> socket.socket | No
     return sock
 
 
-def _config(app: Any, *, lifespan: str, certfile: str | None = None, keyfile: str | None = None) -> uvicorn.Config:
+def _config(
+    app: Any, *, lifespan: str, certfile: str | None = None, keyfile: str | None = None
+) -> uvicorn.Config:
     """Build a uvicorn config in production posture (no banner, no proxy-header trust)."""
     config = uvicorn.Config(
         app,

@@ -13,21 +13,33 @@ from readyctl.demo.faults import ENV_FAULTS, FAULTS_ENV, parse_faults
 
 # name -> (description, example value written to .env.example)
 ENV_VARS: dict[str, tuple[str, str]] = {
-    "APP_ENV": ("Deployment environment; 'production' enables the production posture.", "production"),
+    "APP_ENV": (
+        "Deployment environment; 'production' enables the production posture.",
+        "production",
+    ),
     "NODE_ENV": ("Kept for tooling that reads NODE_ENV; same value as APP_ENV.", "production"),
     "DATABASE_URL": (
         "PostgreSQL URL; connection_limit and pool_timeout set the pool size and wait (s).",
         "postgresql://app:<password>@db.internal:5432/counsel?connection_limit=10&pool_timeout=10",
     ),
-    "JWT_SECRET": ("HS256 signing secret, at least 32 random characters.", "<48+ random characters>"),
+    "JWT_SECRET": (
+        "HS256 signing secret, at least 32 random characters.",
+        "<48+ random characters>",
+    ),
     "OPENAI_API_KEY": ("Key of the AI provider used for counseling replies.", "sk-<key>"),
     "POSTMARK_API_TOKEN": ("Postmark server token used to send email.", "<postmark server token>"),
     "POSTMARK_API_URL": ("Base URL of the Postmark API.", "https://api.postmarkapp.com"),
     "FROM_EMAIL": ("Sender address of transactional email.", "no-reply@counsel.example"),
-    "WEB_APP_URL": ("Public URL of the web app, used in email links.", "https://app.counsel.example"),
+    "WEB_APP_URL": (
+        "Public URL of the web app, used in email links.",
+        "https://app.counsel.example",
+    ),
     "STRIPE_WEBHOOK_SECRET": ("Signing secret of the Stripe webhook endpoint.", "whsec_<secret>"),
     "SENTRY_DSN": ("Sentry DSN for error reporting.", "https://<key>@sentry.counsel.example/1"),
-    "CORS_ORIGINS": ("Comma-separated browser origins allowed by CORS.", "https://app.counsel.example"),
+    "CORS_ORIGINS": (
+        "Comma-separated browser origins allowed by CORS.",
+        "https://app.counsel.example",
+    ),
     "LOG_LEVEL": ("Minimum level of the JSON logs on stderr.", "info"),
 }
 

@@ -17,7 +17,9 @@ def database_url() -> str:
     if not url:
         raise RuntimeError("set sqlalchemy.url or DATABASE_URL")
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in POOL_PARAMS]
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in POOL_PARAMS
+    ]
     url = urlunsplit(parts._replace(query=urlencode(query)))
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):

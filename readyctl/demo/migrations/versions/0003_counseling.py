@@ -82,9 +82,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop counseling_messages and counseling_sessions."""
-    op.drop_index(
-        "ix_counseling_messages_session_id_created_at", table_name="counseling_messages"
-    )
+    op.drop_index("ix_counseling_messages_session_id_created_at", table_name="counseling_messages")
     op.drop_table("counseling_messages")
     op.drop_index("ix_counseling_sessions_org_id", table_name="counseling_sessions")
     op.drop_index("ix_counseling_sessions_created_at", table_name="counseling_sessions")

@@ -17,9 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     """Add users.timezone NOT NULL DEFAULT 'UTC'."""
-    op.add_column(
-        "users", sa.Column("timezone", sa.Text(), nullable=False, server_default="UTC")
-    )
+    op.add_column("users", sa.Column("timezone", sa.Text(), nullable=False, server_default="UTC"))
 
 
 def downgrade() -> None:

@@ -16,9 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     """Build an index while holding a lock that blocks writes to counseling_messages."""
-    op.create_index(
-        "ix_counseling_messages_created_at", "counseling_messages", ["created_at"]
-    )
+    op.create_index("ix_counseling_messages_created_at", "counseling_messages", ["created_at"])
 
 
 def downgrade() -> None:
