@@ -37,6 +37,8 @@ class RunOptions:
     no_defaults_config: bool = False
     baseline: str | None = None
     history: bool = True
+    # per-check settings laid over readyctl.yaml's `checks:` (commands like `readyctl load`)
+    settings_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _parse_duration(text: str) -> float:
@@ -153,6 +155,11 @@ def execute(opts: RunOptions) -> int:
     console = make_console(no_color=opts.no_color, quiet=opts.quiet)
     loaded = load_config(None if opts.no_defaults_config else opts.config)
     cfg = loaded.config
+    if opts.settings_overrides:
+        merged = {k: dict(v) for k, v in cfg.checks.items()}
+        for cid, extra in opts.settings_overrides.items():
+            merged.setdefault(cid, {}).update(extra)
+        cfg = cfg.model_copy(update={"checks": merged})
     env_name, env = loaded.environment(opts.env)
     update: dict[str, Any] = {}
     if opts.base_url:
