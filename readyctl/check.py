@@ -117,6 +117,10 @@ class CheckMeta(BaseModel):
     tags: tuple[str, ...] = ()
     refs: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
+    diagnoses_probe: bool = Field(
+        default=False,
+        description="runs even when its capability's probe fails (it explains why it failed)",
+    )
 
     @field_validator("id")
     @classmethod

@@ -80,6 +80,7 @@ class RunState:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.auth_lock = threading.Lock()
         self.cleanups: list[Callable[[], None]] = []
         self.cache: dict[str, Any] = {}
         self.cancelled = threading.Event()
@@ -204,21 +205,23 @@ class Context:
 
     def auth(self) -> AuthSession:
         """Log in once per run as configured (`auth:`); raises AuthError with a clear reason."""
-        with self.state.lock:
-            cached = self.state.cache.get("auth")
-        if isinstance(cached, AuthSession):
-            return cached
-        if isinstance(cached, AuthError):
-            raise cached
-        try:
-            session = self._login()
-        except AuthError as e:
+        # single flight: concurrent checks wait for one login instead of logging in each
+        with self.state.auth_lock:
             with self.state.lock:
-                self.state.cache["auth"] = e
-            raise
-        with self.state.lock:
-            self.state.cache["auth"] = session
-        return session
+                cached = self.state.cache.get("auth")
+            if isinstance(cached, AuthSession):
+                return cached
+            if isinstance(cached, AuthError):
+                raise cached
+            try:
+                session = self._login()
+            except AuthError as e:
+                with self.state.lock:
+                    self.state.cache["auth"] = e
+                raise
+            with self.state.lock:
+                self.state.cache["auth"] = session
+            return session
 
     def _login(self) -> AuthSession:
         import httpx

@@ -158,7 +158,7 @@ def plan(
         deps = list(meta.depends_on)
         for cap in meta.requires:
             probe = PROBES.get(cap)
-            if probe and probe in wanted and probe != cid:
+            if probe and probe in wanted and probe != cid and not meta.diagnoses_probe:
                 deps.append(probe)
         reason = None
         for cap in meta.requires:

@@ -21,6 +21,7 @@ OPENAI_API_KEY=sk-proj-7Hq2Lx9Vw4Bn6Mc1Zr8Ts3Yp5Kd0Gf
 POSTMARK_API_TOKEN=3f6a9c2e-71d4-4b8a-9e05-c8d2f1a7b6e3
 FROM_EMAIL=care@counsel.example.org
 WEB_APP_URL=https://counsel.example.org
+SENTRY_DSN=https://4f1c2d9e7a8b@o12345.ingest.sentry.io/67890
 """
 
 

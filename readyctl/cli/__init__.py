@@ -47,8 +47,8 @@ from readyctl.cli import catalog as _catalog  # noqa: E402
 from readyctl.cli import check as _check  # noqa: E402
 from readyctl.cli import db as _db  # noqa: E402
 from readyctl.cli import demo as _demo  # noqa: E402
-from readyctl.cli import load as _load  # noqa: E402
 from readyctl.cli import env as _env  # noqa: E402
+from readyctl.cli import load as _load  # noqa: E402
 from readyctl.cli import report as _report  # noqa: E402
 from readyctl.cli import schema as _schema  # noqa: E402
 from readyctl.cli import smoke as _smoke  # noqa: E402

@@ -22,7 +22,6 @@ class Fault:
         return {"name": self.name, "description": self.description, "checks": list(self.checks)}
 
 
-# The `checks` lists are plain data: the engine adds a check id here when it adds the check.
 _ALL: tuple[Fault, ...] = (
     Fault("no-hsts", "HTTPS responses carry no Strict-Transport-Security header.", []),
     Fault(
@@ -124,7 +123,27 @@ _ALL: tuple[Fault, ...] = (
     Fault("no-metrics", "/metrics answers 404.", []),
 )
 
-FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}
+# Which checks each fault must turn red (and no others): plain data, kept in step with the
+# checks by tests/test_fault_matrix.py.
+FAULT_CHECKS: dict[str, list[str]] = {
+    "no-hsts": ["tls.hsts"],
+    "no-https-redirect": ["tls.https_redirect"],
+    "no-security-headers": ["http.security_headers"],
+    "server-banner": ["http.banner"],
+    "cors-wildcard": ["http.cors"],
+    "stack-traces": ["http.error_hygiene"],
+    "no-compression": ["http.compression"],
+    "no-pagination-cap": ["http.pagination"],
+    "unversioned-api": ["http.versioning"],
+    "docs-public": ["http.docs_exposure"],
+    "missing-env": ["env.required", "env.example_drift"],
+    "env-placeholder": ["env.placeholder", "env.secret_strength"],
+    "weak-jwt-secret": ["env.secret_strength"],
+}
+
+FAULTS: dict[str, Fault] = {
+    f.name: Fault(f.name, f.description, sorted(FAULT_CHECKS.get(f.name, []))) for f in _ALL
+}
 
 # Faults that change the env file and switch off the startup guard.
 ENV_FAULTS = frozenset({"weak-jwt-secret", "missing-env", "env-placeholder"})

@@ -106,6 +106,34 @@ def _ensure_binaries_usable(bins: Path) -> None:
     _ensure_traversable(root)
 
 
+def _fast_temp_parent() -> str | None:
+    """Return /dev/shm when it is a roomy tmpfs (instances are throwaway), else None (TMPDIR)."""
+    shm = "/dev/shm"
+    if os.environ.get("READYCTL_PG_NO_SHM") or not os.path.isdir(shm):
+        return None
+    try:
+        if shutil.disk_usage(shm).free < 2 * 1024**3 or not os.access(shm, os.W_OK):
+            return None
+    except OSError:
+        return None
+    return shm
+
+
+def _pid_alive(pid: int) -> bool:
+    """Tell whether a process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat_line.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
     """Recursively chown a directory tree."""
     os.chown(path, uid, gid)
@@ -228,7 +256,7 @@ class EmbeddedPostgres:
         """Create the instance directory from the template and configure it."""
         _ensure_binaries_usable(bin_dir())
         template = self._template_dir()
-        parent = self._base_parent or None
+        parent = self._base_parent or _fast_temp_parent()
         self.base = Path(tempfile.mkdtemp(prefix="readyctl-pg-", dir=parent))
         self.data_dir = self.base / "data"
         self.socket_dir = self.base / "sock"
@@ -267,14 +295,31 @@ class EmbeddedPostgres:
         if self._running:
             return self
         t0 = time.monotonic()
-        if not self._initialized:
-            self._prepare()
-            self._initialized = True
-            if not self.port:
-                self.port = free_port()
+        first = not self._initialized
         if not self._atexit_registered:
             atexit.register(self.stop)
             self._atexit_registered = True
+        try:
+            if first:
+                self._prepare()
+                self._initialized = True
+                if not self.port:
+                    self.port = free_port()
+            self._pg_ctl_start()
+            self._running = True
+            self.pid = self._read_pid()
+            if not self._password_set:
+                self._set_password()
+                self._password_set = True
+        except BaseException:
+            if first:
+                self.stop()  # leave no process or directory behind
+            raise
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _pg_ctl_start(self) -> None:
+        """Run pg_ctl start and wait until the server accepts connections."""
         assert self.data_dir is not None and self.log_file is not None
         cmd = [
             self.bin("pg_ctl"),
@@ -300,16 +345,12 @@ class EmbeddedPostgres:
                 **self._run_kwargs(),
             )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            tail = self.log_file.read_text(errors="replace")[-400:] if self.log_file else ""
+            tail = self.log_file.read_text(errors="replace")[-400:]
             self._kill_postmaster()
-            raise RuntimeError(f"PostgreSQL failed to start: {tail.strip()}") from exc
-        self._running = True
-        self.pid = self._read_pid()
-        if not self._password_set:
-            self._set_password()
-            self._password_set = True
-        self.start_seconds = time.monotonic() - t0
-        return self
+            lines = tail.strip().splitlines() or ["no log output"]
+            worst = [x for x in lines if "FATAL" in x or "ERROR" in x or "could not" in x]
+            reason = (worst or lines)[0].split("  ", 1)[-1]
+            raise RuntimeError(f"PostgreSQL failed to start: {reason}") from exc
 
     def _read_pid(self) -> int | None:
         """Read the postmaster pid from postmaster.pid."""
@@ -394,17 +435,13 @@ class EmbeddedPostgres:
 
     @staticmethod
     def _wait_pid_gone(pid: int | None, timeout_s: float) -> bool:
-        """Wait until a process no longer exists."""
+        """Wait until a process no longer exists (a zombie awaiting its reaper counts as gone)."""
         if not pid:
             return True
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not _pid_alive(pid):
                 return True
-            except PermissionError:
-                pass
             time.sleep(0.02)
         return False
 

@@ -111,5 +111,5 @@ def seed_tenant(
                         )
         conn.commit()
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("ANALYZE")
+        conn.execute("ANALYZE organizations, users, counseling_sessions")
     return tuple(users)

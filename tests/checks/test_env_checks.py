@@ -148,11 +148,11 @@ def test_secret_strength_length_and_entropy(tmp_path: Path) -> None:
 
 def test_example_drift_both_directions(tmp_path: Path) -> None:
     names = [ln.split("=")[0] for ln in GOOD_ENV.splitlines()]
-    example = "\n".join(f"{n}=" for n in names[1:]) + "\nSENTRY_DSN=\n"
+    example = "\n".join(f"{n}=" for n in names[1:]) + "\nSENDGRID_KEY=\n"
     got = statuses(
         _run(tmp_path, GOOD_ENV, only="env.example_drift", example=example), "env.example_drift"
     )
-    assert got == {"SENTRY_DSN": "fail", "NODE_ENV": "fail"}
+    assert got == {"SENDGRID_KEY": "fail", "NODE_ENV": "fail"}
     same = "\n".join(f"{n}=" for n in names) + "\n"
     got = statuses(
         _run(tmp_path, GOOD_ENV, only="env.example_drift", example=same), "env.example_drift"

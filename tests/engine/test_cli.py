@@ -122,7 +122,7 @@ def test_plan_contacts_nothing(readyctl, tmp_path: Path) -> None:  # type: ignor
     t0 = time.monotonic()
     r = readyctl("check", "--plan")
     assert r.code == 0, r.both
-    assert time.monotonic() - t0 < 20
+    assert time.monotonic() - t0 < 90  # a hang guard, not a speed target
     assert "env.required" in r.out and "nothing was contacted" in r.out
     assert "PlanCanary77" not in r.both
     assert not (tmp_path / "reports").exists()

@@ -1,0 +1,224 @@
+"""Shared HTTP probing for the http hygiene checks: capped, deadline-bound reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from readyctl.context import AuthError, AuthSession, Context
+from readyctl.result import ErrorReason
+
+BODY_CAP = 1_000_000
+REQUEST_TIMEOUT_S = 10.0
+EVIDENCE_CHARS = 300
+
+
+class ProbeError(Exception):
+    """A probe got no usable answer; `detail` is one sentence naming the request."""
+
+    def __init__(self, reason: ErrorReason, detail: str) -> None:
+        """Keep the reason enum and the sentence."""
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    """One answered request: status, headers and a size-capped, decoded body."""
+
+    method: str
+    path: str
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    truncated: bool
+    wire_bytes: int
+
+    @property
+    def label(self) -> str:
+        """'GET /path' for summaries."""
+        return f"{self.method} {self.path}"
+
+    @property
+    def content_type(self) -> str:
+        """The media type, lower case, without parameters."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def is_html(self) -> bool:
+        """True for text/html and application/xhtml+xml answers."""
+        return self.content_type in ("text/html", "application/xhtml+xml")
+
+    @property
+    def is_json(self) -> bool:
+        """True when the media type says JSON (application/json, problem+json, ...)."""
+        ct = self.content_type
+        return ct == "application/json" or ct.endswith("+json")
+
+    def text(self) -> str:
+        """The body as text (replacement characters for bad bytes)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is not (or was cut off)."""
+        if self.truncated or not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def values(self, name: str) -> list[str]:
+        """Every value of header `name` (repeated headers included)."""
+        return self.headers.get_list(name)
+
+    def excerpt(self, limit: int = EVIDENCE_CHARS) -> str:
+        """The start of the body for evidence."""
+        return clip(self.text(), limit)
+
+
+def clip(value: str, limit: int = 120) -> str:
+    """A value from the target, shortened for a summary or evidence."""
+    value = value.replace("\r", " ").replace("\n", " ")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def fetch(
+    ctx: Context,
+    client: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+    json_body: Any = None,
+    cap: int = BODY_CAP,
+    budget_s: float | None = None,
+) -> Fetched:
+    """Send one request and read at most `cap` body bytes within `budget_s` (and the deadline).
+
+    The budget defaults to the check's `request_timeout_s` setting (10 s).
+    """
+    ctx.check_deadline()
+    if budget_s is None:
+        budget_s = float(ctx.settings().get("request_timeout_s", REQUEST_TIMEOUT_S))
+    budget = ctx.timeout(budget_s)
+    stop_at = time.monotonic() + budget
+    label = f"{method} {path}"
+    kwargs: dict[str, Any] = {"headers": headers or {}, "timeout": budget}
+    if content is not None:
+        kwargs["content"] = content
+    elif json_body is not None:
+        kwargs["json"] = json_body
+    try:
+        with client.stream(method, path, **kwargs) as resp:
+            chunks: list[bytes] = []
+            size = 0
+            truncated = False
+            for chunk in resp.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= cap:
+                    truncated = True
+                    break
+                if time.monotonic() > stop_at:
+                    raise ProbeError(
+                        ErrorReason.TIMEOUT,
+                        f"{label}: the response body did not finish within {budget:.3g} s",
+                    )
+            body = b"".join(chunks)[:cap]
+            return Fetched(
+                method,
+                path,
+                resp.status_code,
+                resp.headers,
+                body,
+                truncated,
+                resp.num_bytes_downloaded,
+            )
+    except httpx.TimeoutException:
+        raise ProbeError(
+            ErrorReason.TIMEOUT, f"{label} did not answer within {budget:.3g} s"
+        ) from None
+    except httpx.DecodingError as e:
+        raise ProbeError(
+            ErrorReason.CONNECTIVITY, f"{label}: the body could not be decoded ({clip(str(e))})"
+        ) from None
+    except (httpx.RemoteProtocolError, httpx.LocalProtocolError) as e:
+        raise ProbeError(
+            ErrorReason.CONNECTIVITY, f"{label}: malformed HTTP response ({clip(str(e), 100)})"
+        ) from None
+    except httpx.HTTPError as e:
+        raise ProbeError(
+            ErrorReason.CONNECTIVITY,
+            f"{label} failed: {type(e).__name__} ({clip(str(e), 100)})",
+        ) from None
+
+
+def fetch_answer(
+    ctx: Context, client: httpx.Client, method: str, path: str, *, tries: int = 3, **kw: Any
+) -> Fetched:
+    """`fetch`, repeated (up to `tries` times) while the target answers 5xx.
+
+    For positive controls: one transient 500 must not make a probe inconclusive.
+    """
+    r = fetch(ctx, client, method, path, **kw)
+    for _ in range(tries - 1):
+        if r.status < 500 or ctx.remaining() < 1:
+            break
+        r = fetch(ctx, client, method, path, **kw)
+    return r
+
+
+def optional_session(ctx: Context) -> tuple[AuthSession | None, str]:
+    """The run's session when auth is configured and works; else None and why not."""
+    if ctx.environment.auth is None:
+        return None, "no auth: configured for this environment"
+    try:
+        return ctx.auth(), ""
+    except AuthError as e:
+        return None, f"auth.session failed: {e}"
+
+
+def auth_headers(session: AuthSession | None) -> dict[str, str]:
+    """The session header as a dict (empty without a session)."""
+    return {session.header: session.header_value} if session else {}
+
+
+def origin_of(url: str) -> str | None:
+    """scheme://host[:port] of a URL, or None when it has no scheme or host."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def as_list(value: Any, default: list[str]) -> list[str]:
+    """A setting that may be one string or a list of strings."""
+    if value is None:
+        return list(default)
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def with_query(path: str, **params: Any) -> str:
+    """`path` with query parameters added (existing ones kept)."""
+    from urllib.parse import urlencode
+
+    sep = "&" if "?" in path else "?"
+    return path + sep + urlencode({k: v for k, v in params.items() if v is not None})

@@ -1,0 +1,131 @@
+"""http.compression: large JSON responses are compressed when the client accepts it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from readyctl.checks.http._fetch import ProbeError, as_list, clip, fetch_answer
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
+from readyctl.context import Context
+from readyctl.result import ErrorReason, Result
+
+# encodings httpx decodes without optional packages
+_DECODED = {"gzip", "deflate", "x-gzip"}
+
+
+class Compression(Check):
+    """GET a large JSON response with Accept-Encoding: gzip, br; expect Content-Encoding.
+
+    Settings (`checks: {http.compression: {...}}`):
+    - `paths` (default ["/v1/counsel/sessions?limit=100"]): JSON endpoints (fetched with the
+      session) whose response is larger than `min_bytes`; the demo's test account has 150
+      sessions, so a 100-row page is about 35 KB.
+    - `min_bytes` (default 1024): responses at least this large must be compressed.
+    - `accept_encoding` (default "gzip, br").
+    - `request_timeout_s` (default 10): the budget of each request, body included.
+    """
+
+    meta = CheckMeta(
+        id="http.compression",
+        title="Large responses are compressed",
+        failure_title="Large responses are not compressed",
+        description=(
+            "JSON compresses five to ten times; sending it raw wastes bandwidth and makes "
+            "mobile clients slow. See "
+            "https://developer.mozilla.org/en-US/docs/Web/HTTP/Compression."
+        ),
+        remediation=RemediationSpec(
+            text="Enable gzip or brotli for JSON above about 1 KB in the app or the proxy.",
+            snippet="app.add_middleware(GZipMiddleware, minimum_size=1000)\n"
+            "# nginx: gzip on; gzip_types application/json; gzip_min_length 1000;",
+            link="https://developer.mozilla.org/en-US/docs/Web/HTTP/Compression",
+        ),
+        category=Category.HTTP,
+        severity=Severity.MEDIUM,
+        requires=(Capability.HTTP, Capability.AUTH),
+        safety=Safety.READ_ONLY,
+        timeout_s=20,
+        tags=("payloads", "performance", "seed"),
+        refs=("13",),
+    )
+
+    def run(self, ctx: Context) -> Iterator[Result]:
+        """One result per configured path."""
+        s = ctx.settings()
+        paths = as_list(s.get("paths"), ["/v1/counsel/sessions?limit=100"])
+        min_bytes = int(s.get("min_bytes", 1024))
+        accept = str(s.get("accept_encoding", "gzip, br"))
+        client = ctx.authed_http(timeout=10)
+        for path in paths:
+            try:
+                r = fetch_answer(ctx, client, "GET", path, headers={"Accept-Encoding": accept})
+            except ProbeError as e:
+                yield self.errored(path, e.reason, e.detail)
+                continue
+            encoding = ",".join(r.values("content-encoding")).strip().lower()
+            evidence = {
+                "status": r.status,
+                "content_type": clip(r.content_type, 80),
+                "content_encoding": clip(encoding, 40) or None,
+                "wire_bytes": r.wire_bytes,
+                "vary": clip(",".join(r.values("vary")), 80) or None,
+            }
+            if not 200 <= r.status < 300:
+                yield self.errored(
+                    path,
+                    ErrorReason.INCONCLUSIVE,
+                    f"GET {path} answered {r.status}, not a response to measure",
+                    evidence=evidence,
+                )
+                continue
+            compressed = encoding not in ("", "identity")
+            size = len(r.body) if (not compressed or encoding in _DECODED) else None
+            evidence["uncompressed_bytes"] = size
+            if compressed:
+                if size is None:
+                    yield self.passed(
+                        path,
+                        f"GET {path} is compressed with {clip(encoding, 20)} "
+                        f"({r.wire_bytes} bytes on the wire)",
+                        evidence=evidence,
+                    )
+                    continue
+                ratio = round(size / max(1, r.wire_bytes), 1)
+                yield self.passed(
+                    path,
+                    f"GET {path} is compressed with {clip(encoding, 20)}: {size} -> "
+                    f"{r.wire_bytes} bytes ({ratio}x)",
+                    measured=ratio,
+                    unit="x",
+                    evidence=evidence,
+                )
+                continue
+            # positive control: the response must be large enough to deserve compression
+            if size is not None and size < min_bytes:
+                yield self.errored(
+                    path,
+                    ErrorReason.INCONCLUSIVE,
+                    f"GET {path} is only {size} bytes (under {min_bytes}); configure a larger "
+                    "response in checks.http.compression.paths",
+                    evidence=evidence,
+                )
+                continue
+            yield self.failed(
+                path,
+                f"GET {path} sends {'over ' if r.truncated else ''}{size} bytes of "
+                f"{clip(r.content_type, 40) or 'data'} "
+                f"uncompressed although the client accepts {accept}",
+                measured=size,
+                threshold=min_bytes,
+                unit=" bytes",
+                evidence=evidence,
+            )

@@ -1,0 +1,235 @@
+"""http.cors: only allow-listed origins get CORS access; never any origin with credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from readyctl.checks.http._fetch import Fetched, ProbeError, clip, fetch, origin_of
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
+from readyctl.context import Context
+from readyctl.result import ErrorReason, Result
+
+FOREIGN = "https://evil.readyctl.invalid"
+
+
+def grant(resp: Fetched, origin: str) -> tuple[str | None, bool]:
+    """(what Access-Control-Allow-Origin grants to `origin`, whether credentials are allowed)."""
+    acao = [v.strip() for v in resp.values("access-control-allow-origin")]
+    creds = any(
+        v.strip().lower() == "true" for v in resp.values("access-control-allow-credentials")
+    )
+    if not acao:
+        return None, creds
+    if "*" in acao:
+        return "*", creds
+    if origin in acao or origin.lower() in (a.lower() for a in acao):
+        return "reflected", creds
+    return "other", creds
+
+
+class Cors(Check):
+    """Preflight and simple requests from foreign origins get no Access-Control-Allow-Origin.
+
+    Settings (`checks: {http.cors: {...}}`):
+    - `path` (default "/v1/counsel/sessions"), `method` (default "GET"): the route probed.
+    - `request_headers` (default "authorization,content-type"): asked for in the preflight.
+    - `allowed_origin`: an origin that must be accepted (the positive control); default the
+      origin of WEB_APP_URL in the target's env file.
+    - `foreign_origins` (default ["https://evil.readyctl.invalid", "null"] plus a look-alike
+      of the allowed origin): origins that must not be accepted.
+    - `enabled` (default true): false when the API serves no browser clients (no CORS at all).
+    - `request_timeout_s` (default 10): the budget of each request, body included.
+    """
+
+    meta = CheckMeta(
+        id="http.cors",
+        title="CORS only admits allow-listed origins",
+        failure_title="CORS admits arbitrary origins",
+        description=(
+            "A CORS policy that reflects any Origin lets every web page read API responses in "
+            "its visitors' browsers, and with credentials act as them. See "
+            "https://portswigger.net/web-security/cors."
+        ),
+        remediation=RemediationSpec(
+            text="Allow an explicit list of origins (the web app's); never reflect the Origin "
+            "header or combine a wildcard with credentials.",
+            snippet="app.add_middleware(CORSMiddleware,\n"
+            '    allow_origins=["https://app.example.org"], allow_credentials=True)',
+            link="https://developer.mozilla.org/en-US/docs/Web/HTTP/CORS",
+        ),
+        category=Category.HTTP,
+        severity=Severity.HIGH,
+        requires=(Capability.HTTP,),
+        safety=Safety.READ_ONLY,
+        timeout_s=20,
+        tags=("security", "cors"),
+    )
+
+    def _allowed_origin(self, ctx: Context) -> str | None:
+        """The configured allowed origin, else WEB_APP_URL's origin from the env file."""
+        s = ctx.settings()
+        if s.get("allowed_origin"):
+            return origin_of(str(s["allowed_origin"])) or str(s["allowed_origin"])
+        try:
+            values = ctx.env_source().values
+        except Exception:
+            values = {}
+        for name in ("WEB_APP_URL", "CORS_ORIGINS"):
+            raw = (values.get(name) or "").split(",")[0]
+            origin = origin_of(raw) if raw else None
+            if origin:
+                return origin
+        return None
+
+    def run(self, ctx: Context) -> Iterator[Result]:
+        """Positive control first, then foreign preflights and simple GETs."""
+        s = ctx.settings()
+        path = str(s.get("path", "/v1/counsel/sessions"))
+        method = str(s.get("method", "GET")).upper()
+        req_headers = str(s.get("request_headers", "authorization,content-type"))
+        enabled = bool(s.get("enabled", True))
+        allowed = self._allowed_origin(ctx)
+        foreign = [str(o) for o in s.get("foreign_origins", [FOREIGN, "null"])]
+        if allowed and allowed.startswith("http") and "foreign_origins" not in s:
+            foreign.append(allowed + ".readyctl.invalid")
+        client = ctx.http(timeout=10)
+
+        def preflight(origin: str) -> Fetched:
+            headers = {"Origin": origin, "Access-Control-Request-Method": method}
+            if req_headers:
+                headers["Access-Control-Request-Headers"] = req_headers
+            return fetch(ctx, client, "OPTIONS", path, headers=headers, cap=64_000)
+
+        def simple(origin: str) -> Fetched:
+            return fetch(ctx, client, "GET", path, headers={"Origin": origin}, cap=64_000)
+
+        control_subject = "allowed origin"
+        try:
+            control_ok = False
+            if not enabled:
+                control = self.skipped(control_subject, "CORS is off for this API (enabled: false)")
+            elif not allowed:
+                control = self.errored(
+                    control_subject,
+                    ErrorReason.CONFIG,
+                    "no allowed origin known: set checks.http.cors.allowed_origin or WEB_APP_URL",
+                )
+            else:
+                r = preflight(allowed)
+                granted, _ = grant(r, allowed)
+                if granted in ("reflected", "*"):
+                    control_ok = True
+                    control = self.passed(
+                        control_subject,
+                        f"preflight from allowed origin {allowed} is accepted ({r.status})",
+                    )
+                else:
+                    control = self.errored(
+                        control_subject,
+                        ErrorReason.INCONCLUSIVE,
+                        f"preflight from the allowed origin {allowed} got no "
+                        f"Access-Control-Allow-Origin ({r.status}); set allowed_origin, or "
+                        "enabled: false if the API serves no browsers",
+                    )
+            yield control
+            yield self._probe("preflight", path, foreign, preflight, control_ok or not enabled)
+            yield self._probe("simple GET", path, foreign, simple, control_ok or not enabled)
+        except ProbeError as e:
+            yield self.errored("*", e.reason, e.detail)
+
+    def _probe(
+        self,
+        kind: str,
+        path: str,
+        origins: list[str],
+        send: Callable[[str], Fetched],
+        controlled: bool,
+    ) -> Result:
+        """Send one kind of request from every foreign origin; the worst grant decides."""
+        subject = f"{kind} from a foreign origin"
+        seen: dict[str, dict[str, object]] = {}
+        worst: tuple[int, str, str, bool] | None = None
+        rank = {"reflected": 3, "other": 1, "*": 2}
+        for origin in origins:
+            r = send(origin)
+            granted, creds = grant(r, origin)
+            seen[origin] = {
+                "status": r.status,
+                "access-control-allow-origin": clip(
+                    ", ".join(r.values("access-control-allow-origin")), 120
+                )
+                or None,
+                "access-control-allow-credentials": creds,
+            }
+            if granted is None:
+                continue
+            score = rank[granted] + (10 if creds else 0)
+            if worst is None or score > worst[0]:
+                worst = (score, origin, granted, creds)
+        evidence = {"path": path, "origins": seen}
+        if worst is None:
+            if not controlled:
+                return self.errored(
+                    subject,
+                    ErrorReason.INCONCLUSIVE,
+                    f"foreign origins got no Access-Control-Allow-Origin on {path}, but the "
+                    "allowed origin was not accepted either",
+                    evidence=evidence,
+                )
+            return self.passed(
+                subject,
+                f"{kind} on {path} from {len(origins)} foreign origins gets no "
+                "Access-Control-Allow-Origin",
+                evidence=evidence,
+            )
+        _, origin, granted, creds = worst
+        if granted == "reflected" and creds:
+            return self.failed(
+                subject,
+                f"{kind} on {path} reflects any origin ({origin}) WITH credentials: any web "
+                "page can act as a signed-in user",
+                score=0.0,
+                evidence={**evidence, "risk": "critical"},
+            )
+        if granted == "*" and creds:
+            return self.failed(
+                subject,
+                f"{kind} on {path} answers Access-Control-Allow-Origin: * with "
+                "Access-Control-Allow-Credentials: true",
+                evidence=evidence,
+            )
+        if granted == "reflected":
+            return self.failed(
+                subject,
+                f"{kind} on {path} reflects the foreign origin {origin} in "
+                "Access-Control-Allow-Origin",
+                evidence=evidence,
+            )
+        if granted == "*":
+            return self.warned(
+                subject,
+                f"{kind} on {path} answers Access-Control-Allow-Origin: * (no credentials); "
+                "fine for a public API only",
+                evidence=evidence,
+            )
+        if not controlled:
+            return self.errored(
+                subject,
+                ErrorReason.INCONCLUSIVE,
+                f"{kind} on {path} names another origin, and the allowed origin was not accepted",
+                evidence=evidence,
+            )
+        return self.passed(
+            subject,
+            f"{kind} on {path} from foreign origins only names other (allowed) origins",
+            evidence=evidence,
+        )

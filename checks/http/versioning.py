@@ -1,0 +1,318 @@
+"""http.versioning: routes are versioned, unknown versions rejected, old ones announce sunset."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from readyctl.checks.http._fetch import (
+    Fetched,
+    ProbeError,
+    auth_headers,
+    clip,
+    fetch_answer,
+    optional_session,
+)
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
+from readyctl.context import Context
+from readyctl.result import ErrorReason, Result
+
+
+def _date(value: Any) -> dt.date | None:
+    """A configured sunset (date, datetime or ISO text) as a date."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def _http_date(value: str) -> dt.date | None:
+    """An HTTP-date header value as a date."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.date() if parsed else None
+
+
+class Versioning(Check):
+    """Probe a known route with its version, without it, and with an unknown version.
+
+    Settings (`checks: {http.versioning: {...}}`):
+    - `prefix` (default "/v1"), `route` (default "/counsel/sessions", under the prefix; fetched
+      with the session when auth is configured), `unknown_prefix` (default "/v99").
+    - `header` (default none): set it (e.g. "API-Version") when versions are chosen by a
+      header; then `version` (default "1") and `unknown_version` (default "99") are used.
+    - `deprecated` (default []): [{prefix: /v0, sunset: 2026-06-30}] (or {version: "0", ...}
+      with `header`); each must send Deprecation and Sunset headers.
+    - `request_timeout_s` (default 10): the budget of each request, body included.
+    """
+
+    meta = CheckMeta(
+        id="http.versioning",
+        title="API is versioned",
+        failure_title="API is not versioned cleanly",
+        description=(
+            "A version in every route lets the API change without breaking deployed clients; "
+            "unknown versions must fail clearly and retiring ones must announce their sunset. "
+            "See https://www.rfc-editor.org/rfc/rfc8594."
+        ),
+        remediation=RemediationSpec(
+            text="Mount every route under a version prefix (or select it by a header), answer "
+            "unknown versions with a 404 JSON error, and send Deprecation and Sunset headers "
+            "from deprecated versions.",
+            snippet='app.include_router(v1_router, prefix="/v1")\n'
+            "# deprecated: Deprecation: @1767225600\n"
+            "#             Sunset: Wed, 30 Jun 2027 23:59:59 GMT",
+            link="https://www.rfc-editor.org/rfc/rfc8594",
+        ),
+        category=Category.HTTP,
+        severity=Severity.HIGH,
+        requires=(Capability.HTTP,),
+        safety=Safety.READ_ONLY,
+        timeout_s=20,
+        tags=("api", "seed"),
+        refs=("10",),
+    )
+
+    def run(self, ctx: Context) -> Iterator[Result]:
+        """Positive control (the known version answers) first, then the negative probes."""
+        s = ctx.settings()
+        header = s.get("header")
+        route = "/" + str(s.get("route", "/counsel/sessions")).lstrip("/")
+        session, _ = optional_session(ctx)
+        base_headers = auth_headers(session)
+        client = ctx.http(timeout=10)
+
+        def get(path: str, extra: dict[str, str] | None = None) -> Fetched:
+            return fetch_answer(ctx, client, "GET", path, headers={**base_headers, **(extra or {})})
+
+        try:
+            if header:
+                header = str(header)
+                version = str(s.get("version", "1"))
+                unknown = str(s.get("unknown_version", "99"))
+                known = get(route, {header: version})
+                subject = f"version header {header}"
+                control = self._control(subject, known, session is not None)
+                if control is not None:
+                    yield control
+                    return
+                yield self.passed(
+                    subject, f"GET {route} with {header}: {version} answers {known.status}"
+                )
+                yield self._unknown(
+                    f"unknown version {header}: {unknown}",
+                    get(route, {header: unknown}),
+                    known,
+                    session is not None,
+                )
+            else:
+                prefix = "/" + str(s.get("prefix", "/v1")).strip("/")
+                unknown_prefix = "/" + str(s.get("unknown_prefix", "/v99")).strip("/")
+                known = get(prefix + route)
+                subject = f"version prefix {prefix}"
+                control = self._control(subject, known, session is not None)
+                if control is not None:
+                    yield control
+                    return
+                yield self._bare(subject, known, get(route), session is not None)
+                yield self._unknown(
+                    f"unknown version {unknown_prefix}",
+                    get(unknown_prefix + route),
+                    known,
+                    session is not None,
+                )
+            deprecated = s.get("deprecated") or []
+            if not deprecated:
+                yield self.skipped("deprecated versions", "no deprecated versions configured")
+            for entry in deprecated:
+                yield self._deprecated(ctx, entry, route, header, get)
+        except ProbeError as e:
+            yield self.errored("*", e.reason, e.detail)
+
+    def _control(self, subject: str, known: Fetched, authed: bool) -> Result | None:
+        """An error result when the known versioned route does not answer usefully."""
+        if known.status in (404, 405, 410) or known.status >= 500:
+            return self.errored(
+                subject,
+                ErrorReason.INCONCLUSIVE,
+                f"the known route {known.label} answered {known.status}; set "
+                "checks.http.versioning.route to a route that exists",
+            )
+        if authed and known.status in (401, 403):
+            return self.errored(
+                subject,
+                ErrorReason.INCONCLUSIVE,
+                f"the known route {known.label} refused the session ({known.status})",
+            )
+        return None
+
+    def _bare(self, subject: str, known: Fetched, bare: Fetched, authed: bool) -> Result:
+        """The route must not also be served without the version prefix."""
+        evidence = {"versioned": f"{known.label} -> {known.status}", "bare": bare.label}
+        evidence["bare_status"] = str(bare.status)
+        if bare.status in (400, 404, 410):
+            return self.passed(
+                subject,
+                f"{known.label} answers {known.status}; without the prefix {bare.label} "
+                f"answers {bare.status}",
+                evidence=evidence,
+            )
+        if 300 <= bare.status < 400:
+            where = clip(bare.headers.get("location", ""), 80)
+            return self.warned(
+                subject,
+                f"{bare.label} redirects ({bare.status}) to {where or 'somewhere'}; clients "
+                "can keep calling unversioned paths",
+                evidence=evidence,
+            )
+        if bare.status == known.status:
+            if not authed and known.status in (401, 403):
+                return self.errored(
+                    subject,
+                    ErrorReason.INCONCLUSIVE,
+                    f"{known.label} and {bare.label} both answer {known.status} without a "
+                    "session; configure auth to tell them apart",
+                    evidence=evidence,
+                )
+            return self.failed(
+                subject,
+                f"{bare.label} answers {bare.status} like {known.label}: the route is also "
+                "served without a version",
+                evidence=evidence,
+            )
+        if bare.status >= 500:
+            return self.failed(
+                subject,
+                f"{bare.label} (no version) answers {bare.status}",
+                evidence=evidence,
+            )
+        return self.passed(
+            subject,
+            f"{known.label} answers {known.status}; {bare.label} answers {bare.status}",
+            evidence=evidence,
+        )
+
+    def _unknown(self, subject: str, r: Fetched, known: Fetched, authed: bool) -> Result:
+        """An unknown version answers a 4xx JSON error, unlike the known one."""
+        evidence = {
+            "status": r.status,
+            "content_type": clip(r.content_type, 80),
+            "body": r.excerpt(200),
+            "known": f"{known.label} -> {known.status}",
+        }
+        if 200 <= r.status < 300:
+            return self.failed(
+                subject,
+                f"{r.label} answers {r.status}: an unknown version is served",
+                evidence=evidence,
+            )
+        if 300 <= r.status < 400:
+            return self.failed(
+                subject,
+                f"{r.label} redirects ({r.status}) instead of rejecting the unknown version",
+                evidence=evidence,
+            )
+        if r.status >= 500:
+            return self.failed(
+                subject, f"{r.label} answers {r.status} instead of a 4xx", evidence=evidence
+            )
+        if r.status == known.status:
+            if not authed:
+                return self.errored(
+                    subject,
+                    ErrorReason.INCONCLUSIVE,
+                    f"{r.label} answers {r.status} like the known version without a session; "
+                    "configure auth to tell them apart",
+                    evidence=evidence,
+                )
+            return self.failed(
+                subject,
+                f"{r.label} answers {r.status} exactly like the known version",
+                evidence=evidence,
+            )
+        if not r.is_json or r.json() is None:
+            return self.failed(
+                subject,
+                f"{r.label} is rejected with {r.status} but the body is not JSON "
+                f"({clip(r.content_type, 40) or 'no content type'})",
+                evidence=evidence,
+            )
+        return self.passed(
+            subject, f"{r.label} is rejected with {r.status} and a JSON error", evidence=evidence
+        )
+
+    def _deprecated(
+        self,
+        ctx: Context,
+        entry: Any,
+        route: str,
+        header: str | None,
+        get: Callable[..., Fetched],
+    ) -> Result:
+        """A deprecated version sends Deprecation and Sunset (matching the configured date)."""
+        if not isinstance(entry, dict):
+            entry = {"prefix": str(entry)}
+        sunset = _date(entry.get("sunset")) if entry.get("sunset") else None
+        if header:
+            version = str(entry.get("version", entry.get("prefix", "")))
+            subject = f"deprecated {header}: {version}"
+            r: Fetched = get(route, {header: version})
+        else:
+            prefix = "/" + str(entry.get("prefix", "")).strip("/")
+            subject = f"deprecated {prefix}"
+            r = get(prefix + route)
+        dep = r.headers.get("deprecation")
+        sun = r.headers.get("sunset")
+        evidence = {
+            "status": r.status,
+            "deprecation": clip(dep, 80) if dep else None,
+            "sunset": clip(sun, 80) if sun else None,
+            "configured_sunset": sunset.isoformat() if sunset else None,
+        }
+        today = ctx.now().date()
+        if r.status in (404, 410):
+            if sunset and sunset < today:
+                return self.passed(
+                    subject, f"{r.label} is retired ({r.status}) after its sunset {sunset}"
+                )
+            return self.warned(
+                subject,
+                f"{r.label} already answers {r.status} before its announced sunset",
+                evidence=evidence,
+            )
+        missing = [n for n, v in (("Deprecation", dep), ("Sunset", sun)) if not v]
+        if missing:
+            return self.failed(
+                subject,
+                f"{r.label} ({r.status}) sends no {' or '.join(missing)} header",
+                evidence=evidence,
+            )
+        sent = _http_date(sun or "")
+        if sunset and sent != sunset:
+            return self.warned(
+                subject,
+                f"{r.label} announces Sunset {clip(sun or '', 40)!r}, configured {sunset}",
+                evidence=evidence,
+            )
+        return self.passed(
+            subject,
+            f"{r.label} sends Deprecation and Sunset {clip(sun or '', 40)}",
+            evidence=evidence,
+        )
