@@ -17,9 +17,16 @@ import pytest
 _LOG: Path | None = None
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Point READYCTL_STATUS_LOG at a fresh file for this session."""
+    """Point READYCTL_STATUS_LOG at a fresh file (xdist workers append to the controller's)."""
     global _LOG
+    if _is_worker(config) and os.environ.get("READYCTL_STATUS_LOG"):
+        _LOG = Path(os.environ["READYCTL_STATUS_LOG"])
+        return
     fd, name = tempfile.mkstemp(prefix="readyctl-statuses-", suffix=".log")
     os.close(fd)
     _LOG = Path(name)
@@ -50,7 +57,7 @@ def _whole_suite(session: pytest.Session) -> bool:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the session when a registered check never both failed and passed."""
-    if _LOG is None:
+    if _LOG is None or _is_worker(session.config):
         return
     try:
         if not _whole_suite(session) or session.testsfailed:

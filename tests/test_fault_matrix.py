@@ -1,0 +1,76 @@
+"""Under each demo fault exactly its mapped checks turn red; on the healthy demo none does.
+
+Every check runs against a managed demo with the fault(s) switched on, through the real
+runner, and the set of checks with a failing or erroring result must equal the fault's mapping
+(`readyctl demo faults`). To fit CI's budget, faults whose mapped sets are disjoint share one
+demo (the expectation is then the union); READYCTL_FULL_MATRIX=1 runs one demo per fault.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from readyctl.demo.faults import FAULTS
+from tests.conftest import demo_context
+from tests.helpers import run_checks
+
+RED = ("fail", "error")
+
+
+def _groups(max_size: int) -> list[tuple[str, ...]]:
+    """Greedy packing of faults into groups whose mapped check sets are disjoint."""
+    groups: list[list[str]] = []
+    used: list[set[str]] = []
+    # faults touching the same property family stay apart even when their sets are disjoint
+    for name, fault in FAULTS.items():
+        checks = set(fault.checks)
+        for g, u in zip(groups, used, strict=True):
+            if len(g) < max_size and not (checks & u):
+                g.append(name)
+                u |= checks
+                break
+        else:
+            groups.append([name])
+            used.append(set(checks))
+    return [tuple(g) for g in groups]
+
+
+GROUPS = [(f,) for f in FAULTS] if os.environ.get("READYCTL_FULL_MATRIX") else _groups(max_size=6)
+
+
+def _red(outcome) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    red: dict[str, list[str]] = {}
+    for r in outcome.results:
+        if r.status.value in RED:
+            red.setdefault(r.check_id, []).append(f"{r.subject}: {r.summary}")
+    return red
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("faults", GROUPS, ids=["+".join(g) for g in GROUPS])
+def test_faults_turn_exactly_their_checks_red(faults, faulty_demo) -> None:  # type: ignore[no-untyped-def]
+    d = faulty_demo(*faults, own_pg=True)
+    out = run_checks(demo_context(d), jobs=8, deadline_s=600)
+    expected = set().union(*(FAULTS[f].checks for f in faults))
+    red = _red(out)
+    assert set(red) == expected, {
+        "unexpected": {k: v for k, v in red.items() if k not in expected},
+        "missing": expected - set(red),
+    }
+
+
+@pytest.mark.slow
+def test_healthy_demo_turns_nothing_red(faulty_demo) -> None:  # type: ignore[no-untyped-def]
+    d = faulty_demo(own_pg=True)
+    out = run_checks(demo_context(d), jobs=8, deadline_s=600)
+    assert _red(out) == {}
+
+
+def test_every_mapped_check_exists() -> None:
+    from readyctl.registry import load_catalog
+
+    ids = set(load_catalog().ids())
+    for fault in FAULTS.values():
+        assert set(fault.checks) <= ids, fault.name
