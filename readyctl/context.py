@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -126,7 +127,14 @@ class Context:
         view.__dict__.update(self.__dict__)
         view.deadline = deadline
         view.check_id = check_id
+        view._clients = []
         return view
+
+    def close_clients(self) -> None:
+        """Close the HTTP clients this check opened (the runner calls it when the check ends)."""
+        for client in getattr(self, "_clients", []):
+            with contextlib.suppress(Exception):  # closing is best effort
+                client.close()
 
     def settings(self, check_id: str | None = None) -> dict[str, Any]:
         """This check's settings from the config's `checks:` section."""
@@ -201,6 +209,9 @@ class Context:
             headers={"User-Agent": "readyctl"},
         )
         self.add_cleanup(client.close)
+        clients = getattr(self, "_clients", None)
+        if clients is not None:
+            clients.append(client)
         return client
 
     def auth(self) -> AuthSession:

@@ -347,7 +347,10 @@ def run(
             progress("start", meta.id, None)
 
         def work() -> None:
-            results, attempts = _attempt_loop(item.check, view, retries)
+            try:
+                results, attempts = _attempt_loop(item.check, view, retries)
+            finally:
+                view.close_clients()  # idle keep-alive connections must not outlive the check
             finished.put((meta.id, results, attempts, time.monotonic() - begin))
 
         threading.Thread(target=work, name=f"check:{meta.id}", daemon=True).start()

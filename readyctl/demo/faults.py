@@ -126,6 +126,14 @@ _ALL: tuple[Fault, ...] = (
 # Which checks each fault must turn red (and no others): plain data, kept in step with the
 # checks by tests/test_fault_matrix.py.
 FAULT_CHECKS: dict[str, list[str]] = {
+    "no-rate-limit": ["ratelimit.policies"],
+    "ready-ignores-db": ["health.db_outage"],
+    "user-enumeration": ["auth.enumeration"],
+    "jwt-none-alg": ["auth.jwt_tampering"],
+    "jwt-no-expiry-check": ["auth.jwt_tampering"],
+    "refresh-reuse": ["auth.refresh_reuse"],
+    "no-graceful-shutdown": ["ops.graceful_shutdown"],
+    "no-metrics": ["observability.metrics"],
     "no-hsts": ["tls.hsts"],
     "no-https-redirect": ["tls.https_redirect"],
     "no-security-headers": ["http.security_headers"],

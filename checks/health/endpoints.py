@@ -1,0 +1,146 @@
+"""health.endpoints: the health, liveness and readiness endpoints answer 200, and answer fast."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import httpx
+from readyctl.checks.health._http import TargetError, fetch
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
+from readyctl.context import Context
+from readyctl.result import Curve, Result
+
+DEFAULT_PATHS = ("/health", "/health/live", "/health/ready")
+
+
+def p95(values: list[float]) -> float:
+    """The 95th percentile by nearest rank."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+class HealthEndpoints(Check):
+    """GET each health path `requests` times; every answer is 200 and the p95 is under the limit.
+
+    Settings (checks: {health.endpoints: {...}}): `paths` (default /health, /health/live,
+    /health/ready), `requests` per path (20), `p95_ms` fail limit (300), `good_ms` (100: the
+    latency that scores 0.9 on the curve), `warn_ms` (optional warn limit),
+    `request_timeout_s` (5), `max_body_bytes` (64000: a probe answer must be small).
+    """
+
+    meta = CheckMeta(
+        id="health.endpoints",
+        title="Health endpoints answer 200 quickly",
+        failure_title="Health endpoints are missing or slow",
+        description=(
+            "Load balancers and orchestrators route traffic and restart instances from the "
+            "health, liveness and readiness probes; a missing or slow probe means traffic to a "
+            "dead instance or restarts of a healthy one. See "
+            "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/."
+        ),
+        remediation=RemediationSpec(
+            text="Serve cheap GET /health and /health/live (process up) and /health/ready "
+            "(dependencies reachable) that answer 200 in well under the probe timeout; keep "
+            "them free of auth and heavy queries.",
+            snippet="@app.get('/health/ready')\nasync def ready():\n"
+            "    await db.execute('SELECT 1')\n    return {'status': 'ready'}",
+            link="https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/",
+        ),
+        category=Category.OPERATIONS,
+        severity=Severity.CRITICAL,
+        requires=(Capability.HTTP,),
+        safety=Safety.READ_ONLY,
+        timeout_s=60,
+        tags=("health",),
+    )
+
+    def run(self, ctx: Context) -> Iterator[Result]:
+        """One result per path: status of every answer, then the p95 latency on a curve."""
+        s = ctx.settings()
+        paths = [str(p) for p in s.get("paths", DEFAULT_PATHS)]
+        n = max(1, int(s.get("requests", 20)))
+        limit = float(s.get("p95_ms", 300))
+        good = float(s.get("good_ms", min(100.0, limit / 3)))
+        warn = s.get("warn_ms")
+        self._timeout = float(s.get("request_timeout_s", 5))
+        self._cap = int(s.get("max_body_bytes", 64_000))
+        client = ctx.http(timeout=10)
+        for path in paths:
+            ctx.check_deadline()
+            yield self._probe(ctx, client, path, n, limit, good, warn)
+
+    def _probe(
+        self,
+        ctx: Context,
+        client: httpx.Client,
+        path: str,
+        n: int,
+        limit: float,
+        good: float,
+        warn: float | None,
+    ) -> Result:
+        """Probe one path."""
+        latencies: list[float] = []
+        bad: dict[int, int] = {}
+        first_bad = None
+        for _ in range(n):
+            ctx.check_deadline()
+            try:
+                answer = fetch(ctx, client, "GET", path, cap=self._cap, budget_s=self._timeout)
+            except TargetError as e:
+                return self.errored(path, e.reason, f"GET {path}: {e.detail}")
+            if answer.truncated:
+                return self.failed(
+                    path,
+                    f"GET {path} answered a body over {self._cap} bytes; a probe answer must "
+                    "be small",
+                    measured=self._cap,
+                    evidence={"status": answer.status, "body": answer.snippet(100)},
+                )
+            if answer.status != 200:
+                bad[answer.status] = bad.get(answer.status, 0) + 1
+                first_bad = first_bad or answer
+                if not latencies and len(bad) == 1 and bad[answer.status] >= 3:
+                    break  # consistently failing: no need to spend the whole budget
+                continue
+            latencies.append(answer.elapsed_ms)
+        if bad:
+            tried = len(latencies) + sum(bad.values())
+            codes = ", ".join(f"{code} x{count}" for code, count in sorted(bad.items()))
+            return self.failed(
+                path,
+                f"GET {path} did not answer 200 on {sum(bad.values())} of {tried} requests "
+                f"({codes})",
+                measured=sum(bad.values()),
+                threshold=0,
+                evidence={
+                    "statuses": {str(k): v for k, v in bad.items()},
+                    "body": first_bad.snippet() if first_bad else "",
+                },
+            )
+        value = round(p95(latencies), 1)
+        return self.measure(
+            path,
+            value,
+            curve=Curve(good, limit),
+            fail_at=limit,
+            warn_at=float(warn) if warn is not None else None,
+            unit="ms",
+            summary=f"GET {path} answered 200 {n} times with a p95 of {value:g} ms "
+            f"(limit {limit:g} ms)",
+            evidence={
+                "requests": n,
+                "p50_ms": round(sorted(latencies)[len(latencies) // 2], 1),
+                "max_ms": round(max(latencies), 1),
+            },
+        )

@@ -1,0 +1,67 @@
+"""ops.graceful_shutdown: SIGTERM on a fresh healthy demo and under no-graceful-shutdown."""
+
+from __future__ import annotations
+
+from readyctl.config import Config, Environment
+from tests.conftest import demo_context
+from tests.helpers import make_context, results_of, run_checks, statuses
+
+ALLOW = ["ratelimit.*", "ops.graceful_shutdown"]
+COUNSEL_ONLY = {
+    "policies": [
+        {
+            "method": "POST",
+            "path": "/v1/counsel/sessions/{prepared.id}/messages",
+            "limit": 100,
+            "window": "1m",
+            "auth": True,
+            "prepare": {
+                "method": "POST",
+                "path": "/v1/counsel/sessions",
+                "body": {"title": "probe"},
+                "auth": True,
+            },
+            "body": {"content": "probe {n}"},
+        }
+    ]
+}
+
+
+def test_shutdown_drains_after_the_rate_limit_probe_spent_the_budget(faulty_demo) -> None:  # type: ignore[no-untyped-def]
+    d = faulty_demo()  # SIGTERM ends this demo
+    cfg = Config(checks={"ratelimit.policies": COUNSEL_ONLY})
+    out = run_checks(demo_context(d, config=cfg, allow=ALLOW), only=["ratelimit.*", "ops.*"])
+    # the same order as a full run: the counsel budget of the test account is spent first
+    assert statuses(out, "ratelimit.policies") == {
+        "POST /v1/counsel/sessions/{prepared.id}/messages": "pass"
+    }
+    got = results_of(out, "ops.graceful_shutdown")
+    assert {s: r.status.value for s, r in got.items()} == {
+        "in-flight requests": "pass",
+        "new connections": "pass",
+        "exit": "pass",
+    }
+    assert "all 10 in-flight" in got["in-flight requests"].summary
+    assert got["exit"].measured < 30
+    assert d.server_exit_code(0) == 0
+
+
+def test_no_graceful_shutdown_drops_in_flight_requests(faulty_demo) -> None:  # type: ignore[no-untyped-def]
+    d = faulty_demo("no-graceful-shutdown")
+    out = run_checks(demo_context(d, allow=ALLOW), only=["ops.*"])
+    got = results_of(out, "ops.graceful_shutdown")
+    assert got["in-flight requests"].status.value == "fail"
+    assert "10 of 10 in-flight" in got["in-flight requests"].summary
+    assert got["exit"].status.value == "fail" and "code 1" in got["exit"].summary
+    assert got["new connections"].status.value == "pass"
+
+
+def test_refused_on_production_and_skipped_without_a_managed_target(healthy_demo) -> None:  # type: ignore[no-untyped-def]
+    out = run_checks(demo_context(healthy_demo), only=["ops.*"])
+    (r,) = results_of(out, "ops.graceful_shutdown").values()
+    assert r.status.value == "skip" and "allow" in r.reason
+    env = Environment(base_url="https://api.example.org", allow=ALLOW)
+    out = run_checks(make_context(environment=env), only=["ops.*"])
+    (r,) = results_of(out, "ops.graceful_shutdown").values()
+    assert r.status.value == "skip" and "managed" in r.reason
+    assert healthy_demo.server_exit_code(0) is None  # the shared demo is still up

@@ -1,0 +1,147 @@
+"""ratelimit.policies against fresh demos (healthy, no-rate-limit) and small limiters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from readyctl.checks.ratelimit._request import render, seconds
+
+from readyctl.config import Config, Environment
+from tests.checks.test_health import hostile  # noqa: F401  (fixture)
+from tests.conftest import demo_context
+from tests.helpers import make_context, results_of, run_checks, statuses
+from tests.servers import serve
+
+ALLOW = ["ratelimit.*"]
+REGISTER = "POST /v1/auth/register"
+RESET = "POST /v1/auth/password-reset/request"
+COUNSEL = "POST /v1/counsel/sessions/{prepared.id}/messages"
+
+
+def test_policies_pass_on_a_fresh_healthy_demo(faulty_demo) -> None:  # type: ignore[no-untyped-def]
+    d = faulty_demo()  # its own demo: the budgets are spent for a minute (or an hour)
+    out = run_checks(demo_context(d, allow=ALLOW), only=["ratelimit.*"])
+    assert statuses(out, "ratelimit.policies") == {
+        REGISTER: "pass",
+        RESET: "pass",
+        COUNSEL: "pass",
+    }
+    r = results_of(out, "ratelimit.policies")[COUNSEL]
+    assert "100 per 1m" in r.summary and "429 at request 101" in r.summary
+    assert r.evidence["headers"]["Retry-After"]
+    # a second run in the same window finds the budget spent: inconclusive, never a pass
+    out = run_checks(demo_context(d, allow=ALLOW), only=["ratelimit.*"])
+    again = results_of(out, "ratelimit.policies")[REGISTER]
+    assert again.status.value == "error" and again.error_reason.value == "inconclusive"
+
+
+def test_policies_fail_without_rate_limits(faulty_demo) -> None:  # type: ignore[no-untyped-def]
+    d = faulty_demo("no-rate-limit")
+    out = run_checks(demo_context(d, allow=ALLOW), only=["ratelimit.*"])
+    got = results_of(out, "ratelimit.policies")
+    assert {s: r.status.value for s, r in got.items()} == {
+        REGISTER: "fail",
+        RESET: "fail",
+        COUNSEL: "fail",
+    }
+    assert "answered 202 to request 6: no rate limit at 5 per 1m" in got[REGISTER].summary
+
+
+def test_refused_on_production_unless_allowed(healthy_demo) -> None:  # type: ignore[no-untyped-def]
+    out = run_checks(demo_context(healthy_demo), only=["ratelimit.*"])
+    (r,) = results_of(out, "ratelimit.policies").values()
+    assert r.status.value == "skip" and "allow" in r.reason
+
+
+def limiter_app(limit: int, *, early: int | None = None, headers: bool = True) -> FastAPI:
+    """POST /hit: 200 until `limit` (or `early`), then 429 (with or without headers)."""
+    app = FastAPI()
+    seen: dict[str, Any] = {"n": 0, "bodies": []}
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/hit")
+    async def hit(request: Request) -> JSONResponse:
+        seen["bodies"].append(await request.json())
+        seen["n"] += 1
+        cut = early if early is not None else limit
+        if seen["n"] > cut:
+            h = {"Retry-After": "30"} if headers else {}
+            return JSONResponse({"error": "slow down"}, status_code=429, headers=h)
+        h = {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(limit - seen["n"])}
+        return JSONResponse({"ok": True}, headers=h if headers else {})
+
+    app.state.seen = seen
+    return app
+
+
+def policy_config(limit: int, **extra: Any) -> Config:
+    policy = {"method": "POST", "path": "/hit", "limit": limit, "window": "1m"}
+    policy["body"] = {"n": "{{ n }}", "email": "u{n}-{run}@example.com"}
+    policy.update(extra)
+    return Config(checks={"ratelimit.policies": {"policies": [policy], "concurrency": 3}})
+
+
+def run_against(app: FastAPI, cfg: Config) -> dict[str, Any]:
+    with serve(app) as s:
+        env = Environment(base_url=s.url, production=True, allow=ALLOW)
+        out = run_checks(make_context(config=cfg, environment=env), only=["ratelimit.*"])
+    return results_of(out, "ratelimit.policies")
+
+
+def test_too_strict_limit_fails_with_the_count() -> None:
+    got = run_against(limiter_app(5, early=3), policy_config(5))
+    r = got["POST /hit"]
+    assert r.status.value == "fail"
+    assert "429 after 3 of the 5 per 1m allowed requests" in r.summary
+
+
+def test_429_without_retry_headers_warns_and_templates_render() -> None:
+    app = limiter_app(4, headers=False)
+    got = run_against(app, policy_config(4))
+    r = got["POST /hit"]
+    assert r.status.value == "warn" and "without Retry-After" in r.summary
+    bodies = app.state.seen["bodies"]
+    assert sorted(int(b["n"]) for b in bodies) == [1, 2, 3, 4, 5]
+    assert len({b["email"] for b in bodies}) == 5
+
+
+def test_budget_partly_spent_by_earlier_traffic_is_accounted() -> None:
+    app = limiter_app(5)
+    app.state.seen["n"] = 2  # two requests of this window came from someone else
+    got = run_against(app, policy_config(5))
+    r = got["POST /hit"]
+    assert r.status.value == "pass" and "2 earlier requests" in r.summary
+
+
+def test_probe_that_never_reaches_the_handler_is_inconclusive() -> None:
+    app = limiter_app(5)
+    got = run_against(app, policy_config(5, path="/missing"))
+    r = got["POST /missing"]
+    assert r.status.value == "error" and r.error_reason.value == "inconclusive"
+
+
+def test_hostile_target_ends_as_error(hostile) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    h = hostile()
+    env = Environment(base_url=h.url, production=True, allow=ALLOW)
+    for path in ("/never", "/malformed", "/hang", "/script"):
+        cfg = policy_config(3, path=path, method="GET", body=None)
+        cfg.checks["ratelimit.policies"]["request_timeout_s"] = 1
+        out = run_checks(make_context(config=cfg, environment=env), only=["ratelimit.*"])
+        (r,) = results_of(out, "ratelimit.policies").values()
+        assert r.status.value == "error", (path, r.summary)
+        assert len(r.summary) < 300
+
+
+def test_render_and_windows() -> None:
+    v = {"n": 7, "run": "ab12", "prepared": {"id": "s-1"}}
+    assert render("/x/{prepared.id}/{n}", v) == "/x/s-1/7"
+    assert render({"a": ["{{ n * 2 }}", "{run}"]}, v) == {"a": ["14", "ab12"]}
+    assert seconds("1m") == 60 and seconds("1h") == 3600 and seconds(90) == 90
+    with pytest.raises(ValueError):
+        render("{prepared.missing}", v)
