@@ -126,6 +126,8 @@ _ALL: tuple[Fault, ...] = (
 # Which checks each fault must turn red (and no others): plain data, kept in step with the
 # checks by tests/test_fault_matrix.py.
 FAULT_CHECKS: dict[str, list[str]] = {
+    "no-backup": ["backups.freshness", "backups.restore_drill"],
+    "stale-backup": ["backups.freshness"],
     "no-rate-limit": ["ratelimit.policies"],
     "ready-ignores-db": ["health.db_outage"],
     "user-enumeration": ["auth.enumeration"],

@@ -1,0 +1,1 @@
+"""Backups and restore drills (seed item 7)."""

@@ -1,0 +1,1 @@
+"""Secrets management (seed item 3)."""
