@@ -73,6 +73,9 @@ def _parse(value: str | None) -> dt.datetime | None:
     return None
 
 
+MIN_ROWS_TO_JUDGE = 20
+
+
 def compare(
     source: dict[str, TableFacts],
     restored: dict[str, TableFacts],
@@ -84,9 +87,11 @@ def compare(
     """Sentences naming each difference; empty when the restore matches the source.
 
     exact: counts and newest values must be equal (a dump taken in the same snapshot).
-    Otherwise (a stored backup, older than the live source): a count may differ by
-    `row_tolerance` of the source's, and a column's newest value may lag the source's by at
-    most `max_lag` (the backup's age plus slack).
+    Otherwise (a stored backup, older than the live source, which has changed since): a table
+    fails only when it restored with fewer than (1 - `row_tolerance`) of the source's rows and
+    the source holds at least `MIN_ROWS_TO_JUDGE` rows (small tables churn too much to judge),
+    and a column's newest value may lag the source's by at most `max_lag` (the backup's age
+    plus slack). More rows in the backup than live is not a loss.
     """
     problems: list[str] = []
     for name, src in source.items():
@@ -98,11 +103,11 @@ def compare(
             if got.rows != src.rows:
                 problems.append(f"{name} has {got.rows} rows restored, {src.rows} in the source")
         else:
-            allowed = row_tolerance * src.rows
-            if abs(got.rows - src.rows) > allowed or (src.rows > 0 and got.rows == 0):
+            floor = (1 - row_tolerance) * src.rows
+            if src.rows >= MIN_ROWS_TO_JUDGE and got.rows < floor:
                 problems.append(
                     f"{name} has {got.rows} rows restored, {src.rows} in the source "
-                    f"(tolerance {row_tolerance:.0%})"
+                    f"(more than {row_tolerance:.0%} fewer)"
                 )
         for col, src_value in src.newest.items():
             got_value = got.newest.get(col)

@@ -70,9 +70,9 @@ class RestoreDrill(Check):
       settings, or the managed demo's backup directory).
     - `rto_seconds` (3600): restore time (download + pg_restore) must stay under this; the
       score follows a curve with 10% of the RTO scoring 0.9 and half of it 0.5.
-    - `row_tolerance` (0.05): for a stored backup (older than the live source) a table's row
-      count may differ by this share; its newest timestamps may lag by the backup's age.
-      A fresh dump must match exactly.
+    - `row_tolerance` (0.5): for a stored backup (older than the live source) a table of at
+      least 20 rows fails when it restored more than this share fewer rows than live; newest
+      timestamps may lag by the backup's age. A fresh dump must match exactly.
     - `jobs`: pg_restore --jobs for custom-format archives (default: 1 for archives under
       8 MiB, else the CPU count up to 4, as a real recovery would).
     """
@@ -351,7 +351,7 @@ class RestoreDrill(Check):
             drill.source,
             restored,
             exact=exact,
-            row_tolerance=float(settings.get("row_tolerance", 0.05)),
+            row_tolerance=float(settings.get("row_tolerance", 0.5)),
             max_lag=max_lag,
         )
         rows = sum(t.rows for t in drill.source.values())

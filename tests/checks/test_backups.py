@@ -422,14 +422,15 @@ def test_restore_drill_catches_incomplete_corrupt_and_slow_restores(
     got = drill(rto_seconds=0.001)
     assert got["restore"].status.value == "fail" and got["restore"].threshold == 0.001
 
-    # the source moved on by 50%: a stale backup no longer matches (5% tolerance)
+    # the source moved on since the backup: its newest rows are newer than the backup's age
     with psycopg.connect(own_target, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO note (body, created_at) SELECT 'late', now() FROM generate_series(1, 200)"
         )
     got = drill()
     assert got["tables"].status.value == "fail"
-    assert "public.note has 400 rows restored, 600 in the source" in got["tables"].summary
+    assert "public.note.created_at newest is" in got["tables"].summary
+    assert "more than the backup's age behind" in got["tables"].summary
     # ...but a fresh snapshot dump of the same target matches exactly
     got = drill(source="dump")
     assert {s: r.status.value for s, r in got.items()} == {"restore": "pass", "tables": "pass"}
@@ -526,3 +527,26 @@ def test_restore_drill_without_read_rights_is_an_error_with_the_reason(
 
 def _texts_of(results: list[Any]) -> str:
     return json.dumps([[r.subject, r.summary, r.reason, dict(r.evidence)] for r in results])
+
+
+def test_stored_backup_row_rule() -> None:
+    from readyctl.checks.backups._verify import TableFacts, compare
+
+    src = {"t.big": TableFacts(100, {}), "t.small": TableFacts(10, {})}
+    lost = compare(
+        src,
+        {"t.big": TableFacts(10, {}), "t.small": TableFacts(0, {})},
+        exact=False,
+        row_tolerance=0.5,
+    )
+    assert lost == ["t.big has 10 rows restored, 100 in the source (more than 50% fewer)"]
+    fine = compare(
+        src,
+        {"t.big": TableFacts(60, {}), "t.small": TableFacts(0, {})},
+        exact=False,
+        row_tolerance=0.5,
+    )
+    assert fine == []
+    assert compare(src, {"t.big": TableFacts(100, {})}, exact=True) == [
+        "t.small is missing from the restore"
+    ]
