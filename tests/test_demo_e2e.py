@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,7 +118,11 @@ def _readme_skips() -> set[str]:
     """Check ids the README lists as skipped on the healthy demo (section 'Skipped on the demo')."""
     text = (ROOT / "README.md").read_text()
     section = text.split("### Skipped on the demo", 1)[1].split("\n#", 1)[0]
-    return {line.split("`")[1] for line in section.splitlines() if line.startswith("- `")}
+    ids: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("- `"):
+            ids.update(re.findall(r"`([a-z0-9_]+\.[a-z0-9_]+)`", line.split(":", 1)[0]))
+    return ids
 
 
 @pytest.mark.slow

@@ -142,6 +142,11 @@ def _resolve_baseline(
 
 def execute(opts: RunOptions) -> int:
     """Run checks as configured; returns the exit code."""
+    return execute_report(opts)[0]
+
+
+def execute_report(opts: RunOptions) -> tuple[int, Any]:
+    """Run checks as configured; returns the exit code and the Report (None if nothing ran)."""
     from readyctl.cli._ui import Progress, make_console, print_plan
     from readyctl.config import load_config
     from readyctl.context import Context
@@ -230,7 +235,7 @@ def execute(opts: RunOptions) -> int:
     if opts.plan:
         ctx = Context(environment=env, **ctx_kwargs)
         print_plan(console, plan(ctx, selected, catalog.checks), env_name, env)
-        return 0
+        return 0, None
 
     handle = None
     previous = signal.getsignal(signal.SIGTERM)
@@ -259,7 +264,7 @@ def execute(opts: RunOptions) -> int:
         if handle is not None:
             handle.stop()
         console.print("interrupted before any check ran; nothing to report", style="yellow")
-        return 130
+        return 130, None
     finally:
         signal.signal(signal.SIGTERM, previous)
     from readyctl import history as _history
@@ -296,7 +301,7 @@ def execute(opts: RunOptions) -> int:
             render(report, console.out, json_path=json_path)
     for problem in outcome.cleanup_problems:
         console.err.print(problem, style="yellow", markup=False)
-    return report.exit_code
+    return report.exit_code, report
 
 
 def run_command(opts: RunOptions) -> None:

@@ -126,6 +126,11 @@ _ALL: tuple[Fault, ...] = (
 # Which checks each fault must turn red (and no others): plain data, kept in step with the
 # checks by tests/test_fault_matrix.py.
 FAULT_CHECKS: dict[str, list[str]] = {
+    "pool-defaults": ["database.pool"],
+    "irreversible-migration": ["migrations.rehearsal"],
+    "lossy-migration": ["migrations.rehearsal"],
+    "unsafe-migration": ["migrations.lint", "migrations.pending"],
+    "missing-index": ["indexes.foreign_keys", "indexes.hot_queries"],
     "no-backup": ["backups.freshness", "backups.restore_drill"],
     "stale-backup": ["backups.freshness"],
     "no-rate-limit": ["ratelimit.policies"],

@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql as psycopg_sql
+
 from readyctl.demo.faults import FAULTS_ENV, validate_faults
 from readyctl.demo.pg import EmbeddedPostgres, free_port
 from readyctl.demo.settings import render_env_example, render_env_file
@@ -423,6 +425,19 @@ def start(
             step = "creating the database"
             db.create_role(role, role_pw)
             rt.role = role
+            # server-side session timeouts for the app's role, visible to any client and check
+            with db.connect() as conn:
+                for setting, value in (
+                    ("statement_timeout", "10s"),
+                    ("idle_in_transaction_session_timeout", "60s"),
+                ):
+                    conn.execute(
+                        psycopg_sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                            psycopg_sql.Identifier(role),
+                            psycopg_sql.Identifier(setting),
+                            psycopg_sql.Literal(value),
+                        )
+                    )
             db.create_database(dbname, owner=role)
             rt.dbname = dbname
             step = "running migrations"

@@ -70,10 +70,12 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_refresh_tokens_family_id", "refresh_tokens", ["family_id"])
+    op.create_index("ix_refresh_tokens_user_id", "refresh_tokens", ["user_id"])
 
 
 def downgrade() -> None:
     """Drop the token tables."""
+    op.drop_index("ix_refresh_tokens_user_id", table_name="refresh_tokens")
     op.drop_index("ix_refresh_tokens_family_id", table_name="refresh_tokens")
     op.drop_table("refresh_tokens")
     op.drop_index("ix_refresh_families_user_id", table_name="refresh_families")

@@ -1,0 +1,250 @@
+"""migrations.lint: the SQL of pending migrations takes no dangerous lock and loses no data."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from readyctl.checks.database._db import error_words, target_url
+from readyctl.checks.migrations._lint_rules import Finding, Linter
+from readyctl.checks.migrations._project import find_migrator, project_settings
+
+from readyctl.check import (
+    Category,
+    Check,
+    CheckMeta,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
+from readyctl.context import Context
+from readyctl.rehearsal import AlembicMigrator, RehearsalError, StepFailed, read_version_table
+from readyctl.result import ErrorReason, Result
+
+APPLIED_TABLES = (
+    ("_prisma_migrations", "migration_name"),
+    ("flyway_schema_history", "script"),
+)
+
+
+class MigrationsLint(Check):
+    """Parse the SQL each pending revision runs (alembic --sql, or SQL files) with pglast.
+
+    Findings: index without CONCURRENTLY on an existing table, NOT NULL column without a
+    default, column type change, column or table drop, constraint without NOT VALID,
+    SET NOT NULL, CONCURRENTLY inside a transaction, no lock_timeout before a strong lock.
+    Settings: the project keys of migrations.rehearsal; `ignore` (rule ids), `last` (also lint
+    the newest N applied revisions; default 0, or 1 without a database), `revisions`
+    (explicit list), `sql_files` (a glob for other stacks, e.g.
+    "prisma/migrations/*/migration.sql").
+    """
+
+    meta = CheckMeta(
+        id="migrations.lint",
+        title="Pending migrations are lock-safe",
+        failure_title="A pending migration locks or rewrites a table",
+        description=(
+            "A plain CREATE INDEX, a type change or a validated constraint holds a lock that "
+            "stops writes for as long as the table takes to scan, which is an outage on a large "
+            "table. See https://www.postgresql.org/docs/current/sql-createindex.html"
+            "#SQL-CREATEINDEX-CONCURRENTLY."
+        ),
+        remediation=RemediationSpec(
+            text="Rewrite the named statement with the recipe in the finding (CONCURRENTLY, "
+            "NOT VALID + VALIDATE, expand/contract for type changes and drops) and start "
+            "migrations with SET lock_timeout.",
+            snippet=(
+                "with op.get_context().autocommit_block():\n"
+                "    op.create_index('ix_t_col', 't', ['col'], postgresql_concurrently=True)"
+            ),
+            link="https://www.postgresql.org/docs/current/sql-createindex.html"
+            "#SQL-CREATEINDEX-CONCURRENTLY",
+        ),
+        category=Category.MIGRATIONS,
+        severity=Severity.HIGH,
+        requires=(),
+        safety=Safety.READ_ONLY,
+        timeout_s=300,
+        tags=("database", "migrations", "seed"),
+        refs=("2",),
+    )
+
+    def run(self, ctx: Context) -> Iterator[Result]:
+        """Lint each pending revision's SQL in apply order."""
+        settings = project_settings(ctx)
+        own = ctx.settings()
+        ignore = list(own.get("ignore", ()))
+        url = target_url(ctx)
+        if own.get("sql_files") or settings.get("sql_files"):
+            yield from self._sql_files(
+                ctx, str(own.get("sql_files") or settings["sql_files"]), own, url, ignore
+            )
+            return
+        try:
+            migrator = find_migrator(ctx)
+        except RehearsalError as e:
+            yield self.errored("migrations", ErrorReason.CONFIG, str(e))
+            return
+        if isinstance(migrator, str):
+            yield self.skipped("migrations", migrator + " (or sql_files for SQL migrations)")
+            return
+        if not isinstance(migrator, AlembicMigrator):
+            yield self.skipped(
+                "migrations", "command migrations have no offline SQL: set sql_files to lint them"
+            )
+            return
+        revisions, why = self._alembic_revisions(ctx, migrator, own, url)
+        if isinstance(revisions, Result):
+            yield revisions
+            return
+        if not revisions:
+            yield self.skipped("migrations", why)
+            return
+        linter = Linter(ignore)
+        for rev in revisions:
+            ctx.check_deadline()
+            try:
+                sql = migrator.offline_sql(rev, url, ctx.timeout(120))
+            except (StepFailed, RehearsalError) as e:
+                yield self.errored(
+                    rev, ErrorReason.CONFIG, f"alembic could not render {rev} as SQL (--sql): {e}"
+                )
+                continue
+            if sql is None:
+                yield self.skipped(rev, f"{rev} is a merge point and runs no SQL of its own")
+                continue
+            yield self._lint_one(linter, rev, sql)
+
+    # -- alembic --------------------------------------------------------------------------------
+    def _alembic_revisions(
+        self, ctx: Context, migrator: AlembicMigrator, own: dict[str, Any], url: str | None
+    ) -> tuple[list[str] | Result, str]:
+        """Revisions to lint in apply order, and why there are none."""
+        import psycopg
+
+        if own.get("revisions"):
+            return [str(r) for r in own["revisions"]], ""
+        current: tuple[str, ...] = ()
+        if url:
+            try:
+                current = read_version_table(
+                    url, migrator.version_table or "alembic_version", timeout_s=ctx.timeout(10)
+                )
+            except psycopg.Error as e:
+                return self.errored(
+                    "migrations",
+                    ErrorReason.CONNECTIVITY,
+                    f"could not read the database's revision: {error_words(ctx, e)}",
+                ), ""
+        try:
+            plan = migrator.plan(current)
+        except RehearsalError as e:
+            return self.errored("migrations", ErrorReason.CONFIG, str(e)), ""
+        last = int(own.get("last", 0 if url else 1))
+        if url:
+            applied = list(reversed(plan["applied"][:last])) if last > 0 else []
+            pending = list(plan["pending"])
+            at = ", ".join(current) or "no revision"
+            why = (
+                f"nothing pending to lint (the database is at {at}); set "
+                "checks.migrations.lint.last to lint applied revisions too"
+            )
+            return applied + pending, why
+        newest = list(plan["pending"])[-last:] if last > 0 else []
+        return newest, "no revision to lint"
+
+    # -- SQL files ------------------------------------------------------------------------------
+    def _sql_files(
+        self, ctx: Context, pattern: str, own: dict[str, Any], url: str | None, ignore: list[str]
+    ) -> Iterator[Result]:
+        """Lint SQL migration files (Prisma, Flyway, ...): the unapplied ones, or the newest."""
+        root = ctx.resolve(".")
+        files = sorted(Path(p) for p in glob.glob(str(ctx.resolve(pattern))))
+        if not files:
+            yield self.skipped("migrations", f"no SQL migration files match {pattern}")
+            return
+
+        def rev_of(p: Path) -> str:
+            return p.parent.name if p.name == "migration.sql" else p.stem
+
+        applied = self._applied_names(ctx, url) if url else None
+        if applied is not None:
+            chosen = [p for p in files if rev_of(p) not in applied and p.name not in applied]
+            why = "every SQL migration file is applied"
+        else:
+            chosen = files[-int(own.get("last", 1)) :]
+            why = "no SQL migration file to lint"
+        if not chosen:
+            yield self.skipped("migrations", why)
+            return
+        linter = Linter(ignore)
+        for p in chosen:
+            try:
+                sql = p.read_text(encoding="utf-8", errors="replace")
+            except OSError as e:
+                yield self.errored(rev_of(p), ErrorReason.CONFIG, f"cannot read {p}: {e}")
+                continue
+            try:
+                rel = p.relative_to(root)
+            except ValueError:
+                rel = p
+            yield self._lint_one(linter, rev_of(p), sql, source=str(rel))
+
+    @staticmethod
+    def _applied_names(ctx: Context, url: str) -> set[str] | None:
+        """Names of applied SQL migrations from a known history table (None when unknown)."""
+        import psycopg
+        from psycopg import sql
+        from readyctl.checks.database._db import connect
+
+        try:
+            with connect(ctx, url, timeout=10) as conn:
+                for table, column in APPLIED_TABLES:
+                    if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+                        continue
+                    rows = conn.execute(
+                        sql.SQL("SELECT {} FROM {}").format(
+                            sql.Identifier(column), sql.Identifier(table)
+                        )
+                    ).fetchall()
+                    return {str(r[0]) for r in rows}
+        except psycopg.Error:
+            return None
+        return None
+
+    # -- one revision -------------------------------------------------------------------------
+    def _lint_one(self, linter: Linter, rev: str, sql: str, source: str | None = None) -> Result:
+        """Lint one revision's SQL into one result."""
+        from pglast.parser import ParseError
+
+        try:
+            findings = linter.lint(rev, sql)
+        except ParseError as e:
+            return self.errored(
+                rev, ErrorReason.INCONCLUSIVE, f"{rev}'s SQL does not parse as PostgreSQL: {e}"
+            )
+        ev: dict[str, Any] = {"findings": [_finding_json(f) for f in findings]}
+        if source:
+            ev["file"] = source
+        if not findings:
+            return self.passed(rev, f"{rev}: no lock-unsafe or destructive statement", evidence=ev)
+        words = "; ".join(dict.fromkeys(f.message for f in findings))
+        summary = f"{rev}: {len(findings)} unsafe statement(s): {words}"
+        if all(f.severity == "warn" for f in findings):
+            return self.warned(rev, summary, measured=len(findings), evidence=ev)
+        return self.failed(rev, summary, measured=len(findings), threshold=0, evidence=ev)
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    """A finding as evidence."""
+    return {
+        "rule": f.rule,
+        "revision": f.revision,
+        "table": f.table,
+        "statement": f.statement,
+        "message": f.message,
+        "recipe": f.recipe,
+        "severity": f.severity,
+    }

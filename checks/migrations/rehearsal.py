@@ -1,0 +1,133 @@
+"""migrations.rehearsal: every pending (or recent) migration round-trips on a scratch copy."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+
+from readyctl.checks.database._db import target_url
+from readyctl.checks.migrations._project import find_migrator, project_settings, rehearsal_settings
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
+from readyctl.context import Context
+from readyctl.rehearsal import RehearsalError, rehearse, scratch_for_rehearsal
+from readyctl.result import ErrorReason, Result
+from readyctl.scratch import ScratchError, cleanup_dir
+
+_KIND = {
+    "connectivity": ErrorReason.CONNECTIVITY,
+    "timeout": ErrorReason.TIMEOUT,
+    "config": ErrorReason.CONFIG,
+}
+
+
+class MigrationsRehearsal(Check):
+    """Upgrade, downgrade and upgrade each revision on a scratch copy, comparing fingerprints.
+
+    The target is only read (schema-only pg_dump in a read-only session, a sample of rows in a
+    READ ONLY transaction); the work happens on a scratch PostgreSQL readyctl starts and
+    removes. Settings (the migration project; lint and pending read them from here):
+    - `alembic_config` (alembic.ini; default: the managed demo's, else ./alembic.ini),
+      `script_location`, `version_locations`, `version_table` (alembic_version).
+    - `python`: run alembic in the project's interpreter or command, e.g. ".venv/bin/python"
+      or "poetry run python"; `url_env`: variables that receive the scratch URL (env.py
+      reading DATABASE_URL; implies a subprocess); `set_sqlalchemy_url` (true); `cwd`; `env`.
+    - `commands: {up, down, current}`: other stacks (one step up, one step down, print the
+      current version); the scratch URL is passed in `url_env` (default DATABASE_URL).
+    - `last` (3): revisions rehearsed when nothing is pending; `sample_rows` (100 per table);
+      `lock_timeout_s` (5), `statement_timeout_s` (60), `step_timeout_s` (120),
+      `dump_timeout_s` (300); `exclude_tables`: tables whose rows are not compared.
+    """
+
+    meta = CheckMeta(
+        id="migrations.rehearsal",
+        title="Migrations round-trip on a scratch copy",
+        failure_title="A migration does not round-trip",
+        description=(
+            "A rollback plan is only real if each migration's downgrade restores the schema "
+            "its upgrade changed; finding out during an incident loses data. See "
+            "https://alembic.sqlalchemy.org/en/latest/tutorial.html#downgrading."
+        ),
+        remediation=RemediationSpec(
+            text="Make the named revision's downgrade() undo exactly what upgrade() did (drop "
+            "added columns, restore defaults and nullability), or make it explicitly "
+            "irreversible and plan a restore-based rollback; rerun `readyctl db rehearse`.",
+            snippet="def downgrade() -> None:\n    op.drop_column('users', 'timezone')",
+            link="https://alembic.sqlalchemy.org/en/latest/tutorial.html#downgrading",
+        ),
+        category=Category.MIGRATIONS,
+        severity=Severity.CRITICAL,
+        requires=(Capability.DB,),
+        safety=Safety.READ_ONLY,
+        timeout_s=600,
+        tags=("database", "migrations", "seed"),
+        refs=("2",),
+    )
+
+    def run(self, ctx: Context) -> Iterator[Result]:
+        """Dump the schema read-only, restore into scratch, rehearse, report per revision."""
+        url = target_url(ctx)
+        assert url
+        settings = project_settings(ctx)
+        s = rehearsal_settings(settings)
+        try:
+            migrator = find_migrator(ctx, s.session_options())
+        except RehearsalError as e:
+            yield self.errored("migrations", ErrorReason.CONFIG, str(e))
+            return
+        if isinstance(migrator, str):
+            yield self.skipped("migrations", migrator)
+            return
+        work = tempfile.mkdtemp(prefix="readyctl-rehearsal-")
+        ctx.add_cleanup(lambda: cleanup_dir(work))  # also when this thread is abandoned
+        try:
+            with scratch_for_rehearsal(ctx.add_cleanup) as server:
+                outcome = rehearse(
+                    migrator, url, server, s, check_deadline=ctx.check_deadline, workdir=work
+                )
+        except RehearsalError as e:
+            yield self.errored("migrations", _KIND.get(e.kind, ErrorReason.CONFIG), str(e))
+            return
+        except ScratchError as e:  # the scratch server could not start
+            yield self.errored("migrations", ErrorReason.CONFIG, str(e))
+            return
+        finally:
+            cleanup_dir(work)
+        if not outcome.revisions:
+            at = ", ".join(outcome.source_revision) or "no revision"
+            yield self.skipped(
+                "migrations",
+                f"nothing to rehearse: the database is at {at}, nothing is pending and "
+                f"last={s.last} found no revision to go down",
+            )
+            return
+        common = {
+            "mode": "pending revisions"
+            if outcome.mode == "pending"
+            else f"last {s.last} revisions",
+            "tool": outcome.tool,
+            "source_revision": list(outcome.source_revision),
+            "dump_s": round(outcome.dump_s, 3),
+            "restore_s": round(outcome.restore_s, 3),
+            "sampled_rows": outcome.sampled_rows,
+            "notes": outcome.notes,
+        }
+        for r in outcome.revisions:
+            ev = {**common, **r.durations()}
+            if r.status == "pass":
+                yield self.passed(r.revision, r.summary, measured=r.up_s, unit=" s", evidence=ev)
+            elif r.status == "fail":
+                ev["failed_step"] = r.step
+                if r.difference:
+                    ev["difference"] = r.difference[:20]
+                yield self.failed(r.revision, r.summary, evidence=ev)
+            else:
+                yield self.blocked(r.revision, r.summary)
