@@ -34,6 +34,7 @@ class DemoState:
     pool: Pool | None = None
     mailer: Mailer | None = None
     counsel_requests: int = 0
+    counsel_requests_by_token: dict[str, int] = field(default_factory=dict)
     dummy_hash: str | None = None
     dummy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

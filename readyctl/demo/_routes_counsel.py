@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from typing import Any, Literal
 
@@ -29,10 +30,20 @@ SLOW_COUNSEL_S = 3.0
 
 
 async def count_counsel_request(request: Request) -> None:
-    """Count counsel requests; under error-burst every fifth one fails with a 500."""
+    """Count counsel requests; under error-burst 1 in 5 per access token fails with a 500.
+
+    The count is kept per access token (the 1st, 6th, 11th ... request of each token fails),
+    so every client that talks to the counsel API sees exactly its own 20%, whatever other
+    clients do at the same time.
+    """
     state = state_of(request)
     state.counsel_requests += 1
-    if state.has("error-burst") and state.counsel_requests % 5 == 0:
+    if not state.has("error-burst"):
+        return
+    key = hashlib.sha256(request.headers.get("authorization", "").encode()).hexdigest()
+    n = state.counsel_requests_by_token.get(key, 0) + 1
+    state.counsel_requests_by_token[key] = n
+    if n % 5 == 1:
         raise RuntimeError("simulated upstream failure (error-burst)")
 
 

@@ -106,7 +106,11 @@ _ALL: tuple[Fault, ...] = (
     Fault("no-backup", "No logical backup is written to the backup location.", []),
     Fault("stale-backup", "The only backup is 3 days old (older than the RPO).", []),
     Fault("slow-counsel", "Every simulated AI reply takes 3 s.", []),
-    Fault("error-burst", "Exactly 1 in 5 counsel requests answers 500.", []),
+    Fault(
+        "error-burst",
+        "Exactly 1 in 5 counsel requests answers 500 (per access token: the 1st, 6th, ...).",
+        [],
+    ),
     Fault(
         "crisis-detection-off",
         "Crisis messages are not flagged and replies carry no crisis resources.",
@@ -126,6 +130,12 @@ _ALL: tuple[Fault, ...] = (
 # Which checks each fault must turn red (and no others): plain data, kept in step with the
 # checks by tests/test_fault_matrix.py.
 FAULT_CHECKS: dict[str, list[str]] = {
+    "email-broken": ["smoke.scenarios"],
+    "crisis-detection-off": ["smoke.scenarios"],
+    "webhook-unsigned": ["smoke.scenarios"],
+    "cross-tenant": ["smoke.scenarios"],
+    "slow-counsel": ["load.thresholds"],
+    "error-burst": ["load.thresholds", "smoke.scenarios"],
     "pool-defaults": ["database.pool"],
     "irreversible-migration": ["migrations.rehearsal"],
     "lossy-migration": ["migrations.rehearsal"],

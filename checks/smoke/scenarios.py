@@ -1,0 +1,161 @@
+"""smoke.scenarios: the deploy-day critical paths run end to end, one result per step."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
+from readyctl.context import Context
+from readyctl.errors import ConfigError
+from readyctl.result import ErrorReason, Result, Status
+from readyctl.scenarios import (
+    Runner,
+    StepOutcome,
+    Suite,
+    default_suite,
+    load_suite,
+    parse_suite,
+)
+
+
+def suite_from_settings(ctx: Context, s: dict[str, Any]) -> Suite:
+    """The suite to run: `suite` files and inline `scenarios`, else the bundled default."""
+    files = s.get("suite") or []
+    if isinstance(files, str):
+        files = [files]
+    scenarios: list[Any] = []
+    suite_vars: dict[str, Any] = {}
+    for f in files:
+        loaded = load_suite(ctx.resolve(str(f)))
+        scenarios += loaded.scenarios
+        suite_vars.update(loaded.vars)
+    if s.get("scenarios"):
+        inline = parse_suite(s["scenarios"], "checks.smoke.scenarios.scenarios")
+        scenarios += inline.scenarios
+        suite_vars.update(inline.vars)
+    if not scenarios or s.get("include_default"):
+        base = default_suite()
+        scenarios = [*base.scenarios, *scenarios]
+        suite_vars = {**base.vars, **suite_vars}
+    try:
+        return Suite(vars=suite_vars, scenarios=scenarios)
+    except ValueError as e:
+        raise ConfigError(f"smoke suite: {e}") from None
+
+
+def template_env(ctx: Context, s: dict[str, Any]) -> dict[str, str]:
+    """Variables templates see as `env`: readyctl's environment, the managed demo's extras."""
+    env = dict(ctx.environ)
+    managed = ctx.managed
+    if managed is not None and not env.get("READYCTL_OTHER_USERNAME"):
+        me = env.get("READYCTL_AUTH_USERNAME", "")
+        users = list(getattr(managed, "users", ()) or ())
+        my_org = next((u.get("org_id") for u in users if u.get("email") == me), None)
+        other = next(
+            (u for u in users if u.get("org_id") != my_org and u.get("role") == "member"), None
+        )
+        if other is not None:
+            env["READYCTL_OTHER_USERNAME"] = str(other["email"])
+            env["READYCTL_OTHER_PASSWORD"] = str(other["password"])
+            ctx.redactor.add(str(other["password"]))
+    for k, v in (s.get("env") or {}).items():
+        env[str(k)] = "" if v is None else str(v)
+    return env
+
+
+class SmokeScenarios(Check):
+    """Run the smoke suite; each step is a result, a failed step blocks the rest of its scenario.
+
+    Settings: `suite` (a YAML file or list of files, relative to readyctl.yaml) and/or
+    `scenarios` (inline list) replace the bundled counseling suite (`include_default: true`
+    keeps it too); `only` (scenario names); `vars` (override the suite's vars, e.g.
+    `api: /v1`); `env` (extra template variables, e.g. READYCTL_MAIL_URL for a target);
+    `evidence_chars` (2000, per request/response body in evidence). The default suite reads
+    READYCTL_AUTH_USERNAME/PASSWORD, READYCTL_OTHER_USERNAME/PASSWORD, READYCTL_MAIL_URL/TOKEN
+    and READYCTL_WEBHOOK_SECRET; on the managed demo they are provided.
+    """
+
+    meta = CheckMeta(
+        id="smoke.scenarios",
+        title="Critical paths work end to end",
+        failure_title="A critical path is broken",
+        description=(
+            "Deploy-day smoke tests catch what unit tests miss: registration mail that never "
+            "arrives, crisis messages without resources, forged payment webhooks accepted, one "
+            "tenant reading another's sessions. See https://martinfowler.com/bliki/SmokeTest.html."
+        ),
+        remediation=RemediationSpec(
+            text="Open the failed step's evidence (request and response), fix the endpoint, and "
+            "re-run `readyctl smoke`; steps after a failed one are blocked until it passes.",
+            snippet="checks:\n  smoke.scenarios:\n    suite: smoke/critical-paths.yaml\n"
+            "    vars: {api: /v1}",
+            link="https://martinfowler.com/bliki/SmokeTest.html",
+        ),
+        category=Category.SMOKE,
+        severity=Severity.CRITICAL,
+        requires=(Capability.HTTP,),
+        safety=Safety.MUTATING,
+        timeout_s=180,
+        tags=("smoke", "seed", "deploy-day"),
+        refs=("2",),
+    )
+
+    def run(self, ctx: Context) -> Iterator[Result]:
+        """One result per scenario step (subject scenario/step)."""
+        s = ctx.settings()
+        try:
+            suite = suite_from_settings(ctx, s)
+        except ConfigError as e:
+            yield self.errored("*", ErrorReason.CONFIG, str(e))
+            return
+        only = s.get("only") or []
+        if isinstance(only, str):
+            only = [only]
+        unknown = sorted(set(only) - {sc.name for sc in suite.scenarios})
+        if unknown:
+            yield self.errored("*", ErrorReason.CONFIG, f"only: no scenario named {unknown[0]!r}")
+            return
+        runner = Runner(
+            ctx.http(timeout=15),
+            redactor=ctx.redactor,
+            env=template_env(ctx, s),
+            variables=dict(s.get("vars") or {}),
+            remaining=ctx.remaining,
+            cancelled=ctx.state.cancelled.is_set,
+            evidence_chars=int(s.get("evidence_chars", 2000)),
+            run_id=secrets.token_hex(5),
+        )
+        for outcome in runner.run_suite(suite, only):
+            yield self._result(outcome)
+
+    def _result(self, o: StepOutcome) -> Result:
+        """A step outcome as a result."""
+        subject = o.subject
+        kw: dict[str, Any] = {
+            "evidence": {"cleanup": True, **o.evidence} if o.cleanup else o.evidence
+        }
+        if o.duration_ms is not None:
+            kw.update(measured=o.duration_ms, unit="ms")
+            if o.max_ms is not None:
+                kw["threshold"] = o.max_ms
+        if o.status is Status.PASS:
+            return self.passed(subject, o.summary, **kw)
+        if o.status is Status.FAIL:
+            return self.failed(subject, o.summary, **kw)
+        if o.status is Status.WARN:
+            return self.warned(subject, o.summary, **kw)
+        if o.status is Status.SKIP:
+            return self.skipped(subject, o.summary)
+        if o.status is Status.BLOCKED:
+            return self.blocked(subject, o.summary)
+        return self.errored(subject, o.error_reason or ErrorReason.BUG, o.summary, **kw)
