@@ -120,18 +120,24 @@ def faulty_demo(shared_pg):  # type: ignore[no-untyped-def]
 
 
 def demo_context(handle, *, config=None, production: bool = True, **env_overrides):  # type: ignore[no-untyped-def]
-    """A Context against a managed demo, built exactly as `readyctl check` builds it."""
+    """A Context against a managed demo, built exactly as `readyctl check` builds it.
+
+    The environment is the repository's `demo` environment from readyctl.yaml (its `allow:`
+    list and the whole config), filled in from the running demo.
+    """
     from readyctl.cli._run import managed_environ, managed_environment
-    from readyctl.config import Config, Environment
+    from readyctl.config import load_config
     from readyctl.context import Context
     from readyctl.redact import Redactor
 
-    env = managed_environment(Environment(managed="demo", production=production), handle)
+    loaded = load_config(ROOT / "readyctl.yaml")
+    _, base = loaded.environment("demo")
+    env = managed_environment(base.model_copy(update={"production": production}), handle)
     if env_overrides:
         env = env.model_copy(update=env_overrides)
     red = Redactor([handle.mail_token, handle.webhook_secret])
     return Context(
-        config=config or Config(),
+        config=config or loaded.config,
         env_name="demo",
         environment=env,
         base_dir=Path(handle.workdir),
