@@ -120,24 +120,23 @@ def faulty_demo(shared_pg):  # type: ignore[no-untyped-def]
 
 
 def demo_context(handle, *, config=None, production: bool = True, **env_overrides):  # type: ignore[no-untyped-def]
-    """A Context against a managed demo, built exactly as `readyctl check` builds it.
+    """A Context against a managed demo, built as `readyctl check` builds it.
 
-    The environment is the repository's `demo` environment from readyctl.yaml (its `allow:`
-    list and the whole config), filled in from the running demo.
+    The environment is production with nothing in `allow:` (mutating and load checks are
+    refused unless a test passes allow=[...]); `repo_demo_context` uses readyctl.yaml instead.
     """
     from readyctl.cli._run import managed_environ, managed_environment
-    from readyctl.config import load_config
+    from readyctl.config import Config, Environment
     from readyctl.context import Context
     from readyctl.redact import Redactor
 
-    loaded = load_config(ROOT / "readyctl.yaml")
-    _, base = loaded.environment("demo")
-    env = managed_environment(base.model_copy(update={"production": production}), handle)
+    base = Environment(managed="demo", production=production)
+    env = managed_environment(base, handle)
     if env_overrides:
         env = env.model_copy(update=env_overrides)
     red = Redactor([handle.mail_token, handle.webhook_secret])
     return Context(
-        config=config or loaded.config,
+        config=config or Config(),
         env_name="demo",
         environment=env,
         base_dir=Path(handle.workdir),
@@ -145,3 +144,12 @@ def demo_context(handle, *, config=None, production: bool = True, **env_override
         environ={**os.environ, **managed_environ(handle)},
         managed=handle,
     )
+
+
+def repo_demo_context(handle):  # type: ignore[no-untyped-def]
+    """The Context `readyctl check` builds from this repository's readyctl.yaml (`demo`)."""
+    from readyctl.config import load_config
+
+    loaded = load_config(ROOT / "readyctl.yaml")
+    _, env = loaded.environment("demo")
+    return demo_context(handle, config=loaded.config, allow=list(env.allow))

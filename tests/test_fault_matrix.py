@@ -13,7 +13,7 @@ import os
 import pytest
 
 from readyctl.demo.faults import FAULTS, MIGRATION_FAULTS
-from tests.conftest import demo_context
+from tests.conftest import repo_demo_context
 from tests.helpers import run_checks
 
 RED = ("fail", "error")
@@ -53,7 +53,7 @@ def _red(outcome) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("faults", GROUPS, ids=["+".join(g) for g in GROUPS])
 def test_faults_turn_exactly_their_checks_red(faults, faulty_demo) -> None:  # type: ignore[no-untyped-def]
     d = faulty_demo(*faults, own_pg=True)
-    out = run_checks(demo_context(d), jobs=8, deadline_s=600)
+    out = run_checks(repo_demo_context(d), jobs=8, deadline_s=600)
     expected = set().union(*(FAULTS[f].checks for f in faults))
     red = _red(out)
     assert set(red) == expected, {
@@ -65,7 +65,7 @@ def test_faults_turn_exactly_their_checks_red(faults, faulty_demo) -> None:  # t
 @pytest.mark.slow
 def test_healthy_demo_turns_nothing_red(faulty_demo) -> None:  # type: ignore[no-untyped-def]
     d = faulty_demo(own_pg=True)
-    out = run_checks(demo_context(d), jobs=8, deadline_s=600)
+    out = run_checks(repo_demo_context(d), jobs=8, deadline_s=600)
     assert _red(out) == {}
 
 

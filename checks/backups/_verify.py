@@ -36,8 +36,14 @@ class TableFacts:
     newest: dict[str, str | None]
 
 
-def collect(conn: Any, check_deadline: Any = None) -> dict[str, TableFacts]:
-    """Facts of every user table, keyed `schema.table` (the session should be in UTC)."""
+def collect(
+    conn: Any, check_deadline: Any = None, cutoff: dt.datetime | None = None
+) -> dict[str, TableFacts]:
+    """Facts of every user table, keyed `schema.table` (the session should be in UTC).
+
+    With `cutoff` (a stored backup's time), each timestamp column's newest value is taken
+    among rows at or before the cutoff: what the backup must contain.
+    """
     from psycopg import sql
 
     tables = conn.execute(TABLES_SQL).fetchall()
@@ -50,7 +56,15 @@ def collect(conn: Any, check_deadline: Any = None) -> dict[str, TableFacts]:
             check_deadline()
         cols = columns.get(int(relid), [])
         parts = [sql.SQL("count(*)")]
-        parts += [sql.SQL("max({})::text").format(sql.Identifier(c)) for c in cols]
+        if cutoff is None:
+            parts += [sql.SQL("max({})::text").format(sql.Identifier(c)) for c in cols]
+        else:
+            parts += [
+                sql.SQL("(max({}) FILTER (WHERE {} <= {}))::text").format(
+                    sql.Identifier(c), sql.Identifier(c), sql.Literal(cutoff)
+                )
+                for c in cols
+            ]
         query = sql.SQL("SELECT {} FROM {}.{}").format(
             sql.SQL(", ").join(parts), sql.Identifier(schema), sql.Identifier(table)
         )
@@ -82,7 +96,7 @@ def compare(
     *,
     exact: bool,
     row_tolerance: float = 0.0,
-    max_lag: dt.timedelta | None = None,
+    max_lag: dt.timedelta | None = None,  # kept for callers; the cutoff query replaces it
 ) -> list[str]:
     """Sentences naming each difference; empty when the restore matches the source.
 
@@ -90,8 +104,8 @@ def compare(
     Otherwise (a stored backup, older than the live source, which has changed since): a table
     fails only when it restored with fewer than (1 - `row_tolerance`) of the source's rows and
     the source holds at least `MIN_ROWS_TO_JUDGE` rows (small tables churn too much to judge),
-    and a column's newest value may lag the source's by at most `max_lag` (the backup's age
-    plus slack). More rows in the backup than live is not a loss.
+    and each column's restored newest value must reach the source's newest value at or before
+    the backup's time (see `collect(cutoff=)`). More rows in the backup than live is not a loss.
     """
     problems: list[str] = []
     for name, src in source.items():
@@ -117,14 +131,19 @@ def compare(
                         f"{name}.{col} newest is {got_value} restored, {src_value} in the source"
                     )
                 continue
+            # a stored backup: `src_value` is the source's newest value at or before the
+            # backup's time; the restore must reach it
             s, g = _parse(src_value), _parse(got_value)
             if s is None:
                 continue
             if g is None:
-                problems.append(f"{name}.{col} has no value restored, {src_value} in the source")
-            elif max_lag is not None and s - g > max_lag:
                 problems.append(
-                    f"{name}.{col} newest is {got_value} restored, {src_value} in the source "
-                    f"(more than the backup's age behind)"
+                    f"{name}.{col} has no value restored, but the source has rows from "
+                    f"{src_value}, before the backup was taken"
+                )
+            elif g < s:
+                problems.append(
+                    f"{name}.{col} newest is {got_value} restored, but the source had "
+                    f"{src_value} before the backup was taken"
                 )
     return problems

@@ -233,8 +233,9 @@ class RestoreDrill(Check):
                 return self.errored("restore", e.reason, e.detail)
             drill.fetch_s = time.monotonic() - t0
             drill.size = drill.path.stat().st_size
+            cutoff = drill.backup.modified - BACKUP_TIME_SLACK
             try:
-                drill.source = self._source_facts(ctx, url, None, tmp)
+                drill.source = self._source_facts(ctx, url, None, tmp, cutoff=cutoff)
             except _SourceError as e:
                 return self.errored("restore", e.reason, e.detail)
             return None
@@ -246,7 +247,12 @@ class RestoreDrill(Check):
         return None
 
     def _source_facts(
-        self, ctx: Context, url: str, drill: _Drill | None, tmp: Path
+        self,
+        ctx: Context,
+        url: str,
+        drill: _Drill | None,
+        tmp: Path,
+        cutoff: dt.datetime | None = None,
     ) -> dict[str, TableFacts]:
         """Read the target in one read-only snapshot; with `drill`, pg_dump that snapshot."""
         import psycopg
@@ -282,7 +288,7 @@ class RestoreDrill(Check):
                     except scratch.ScratchError as e:  # e.g. permission denied for a table
                         raise _SourceError(ErrorReason.CONFIG, str(e)) from None
                     drill.path, drill.size, drill.dump_s = dump.path, dump.size_bytes, dump.seconds
-                return collect(conn, ctx.check_deadline)
+                return collect(conn, ctx.check_deadline, cutoff=cutoff)
         except psycopg.errors.InsufficientPrivilege as e:
             raise _SourceError(
                 ErrorReason.CONFIG,
