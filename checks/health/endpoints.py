@@ -60,6 +60,10 @@ class HealthEndpoints(Check):
         severity=Severity.CRITICAL,
         requires=(Capability.HTTP,),
         safety=Safety.READ_ONLY,
+        # a latency measurement: alone, after the parallel phase, so readyctl's own traffic
+        # (logins, TLS scans) does not inflate the target's p95
+        exclusive=True,
+        order=1,
         timeout_s=60,
         tags=("health",),
     )

@@ -172,7 +172,7 @@ def test_endpoints_end_as_fail_or_error_against_hostile_paths(hostile) -> None: 
     assert got["/big"].status.value == "fail" and "64000 bytes" in got["/big"].summary
     assert got["/malformed"].error_reason.value == "connectivity"
     assert "302" in got["/loop"].summary
-    assert took < 15
+    assert took < 60  # a hang guard, not a speed target
 
 
 def test_endpoints_blocked_when_the_target_refuses_connections() -> None:

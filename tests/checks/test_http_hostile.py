@@ -196,7 +196,7 @@ def _assert_sane(out: Any, took: float, limit: float) -> None:
 def test_hostile_targets_end_in_time_without_bugs(mode: str) -> None:
     with serve(hostile(mode)) as s:
         out, took = _run(s.url)
-    _assert_sane(out, took, 12)
+    _assert_sane(out, took, 60)  # a hang guard, not a speed target
     by = {(r.check_id, r.subject): r for r in out.results}
     if mode == "endless":
         # every check that reads a never-ending body gives up with a timeout error
@@ -220,7 +220,7 @@ def test_hostile_targets_end_in_time_without_bugs(mode: str) -> None:
 def test_malformed_headers_end_as_errors() -> None:
     with malformed_server() as url:
         out, took = _run(url)
-    _assert_sane(out, took, 10)
+    _assert_sane(out, took, 60)  # a hang guard, not a speed target
     errors = [r for r in out.results if r.check_id in MINE and r.status.value == "error"]
     assert len({r.check_id for r in errors}) == len(MINE)
     assert any("malformed" in r.summary for r in errors)
@@ -228,6 +228,6 @@ def test_malformed_headers_end_as_errors() -> None:
 
 def test_connection_refused_blocks_every_check() -> None:
     out, took = _run(f"http://127.0.0.1:{free_port()}")
-    _assert_sane(out, took, 10)
+    _assert_sane(out, took, 60)  # a hang guard, not a speed target
     for cid in MINE:
         assert {r.status.value for r in out.results if r.check_id == cid} == {"blocked"}

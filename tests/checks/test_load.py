@@ -135,7 +135,7 @@ def test_healthy_demo_is_green_with_percentiles_timeline_and_no_locust_here(
     assert ev["run"]["profiles"]["sessions"]["sessions_per_hour"] == 1000
     assert results["overall/p95_ms"].unit == "ms" and results["overall/p95_ms"].threshold == 1000
     assert 0 < (results["overall/p95_ms"].score or 0) <= 1
-    assert took < 30, f"the default load run took {took:.1f} s"
+    assert took < 120, f"the default load run took {took:.1f} s"  # a hang guard
     # the HTML report renders the percentile table and the timeline chart
     from readyctl.reporters.html import render
 

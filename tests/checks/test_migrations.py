@@ -345,7 +345,7 @@ def test_migration_past_its_statement_timeout_fails(project_db, tmp_path, scratc
     res = results_of(out, "migrations.rehearsal")["r2_slow"]
     assert res.status.value == "fail"
     assert "statement timeout" in res.summary
-    assert out.duration_s < 30
+    assert out.duration_s < 120  # a hang guard, not a speed target
     assert_untouched(before, url)
 
 

@@ -101,9 +101,7 @@ def test_a_5xx_answer_fails_its_step(faulty_demo: Any) -> None:
     _, out = _run(handle, {"only": ["counsel", "tenancy"]})
     results = results_of(out, CID)
     failed = sorted(r.subject for r in results.values() if r.status.value == "fail")
-    assert failed == ["counsel/create-session", "tenancy/create-other-session"], statuses(
-        out, CID
-    )
+    assert failed == ["counsel/create-session", "tenancy/create-other-session"], statuses(out, CID)
     assert all("server error 500" in results[s].summary for s in failed)
     for scenario in ("counsel", "tenancy"):
         after = [

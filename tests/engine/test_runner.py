@@ -75,7 +75,7 @@ def test_stuck_check_times_out_and_is_abandoned() -> None:
     took = time.monotonic() - t0
     release.set()
     r = by_id(out)
-    assert took < 5
+    assert took < 30  # the 0.5 s timeout abandoned the stuck check (a hang guard)
     assert r["t.stuck"].status.value == "error" and r["t.stuck"].error_reason.value == "timeout"
     assert r["t.ok"].status.value == "pass"
 
