@@ -206,9 +206,12 @@ def test_hostile_targets_end_in_time_without_bugs(mode: str) -> None:
                 for r in out.results
             ), cid
     if mode == "huge":
+        # a 10 MB body: read to the cap and judged (fail), or cut off by the deadline on a
+        # busy machine (error); either way a one-line reason, never a pass
         comp = by[("http.compression", "/v1/counsel/sessions?limit=100")]
-        assert comp.status.value == "fail"
-        assert by[("http.pagination", "/v1/counsel/sessions")].status.value == "fail"
+        assert comp.status.value in ("fail", "error")
+        pag = by[("http.pagination", "/v1/counsel/sessions")]
+        assert pag.status.value in ("fail", "error")
     if mode == "script":
         assert by[("http.banner", "X-Powered-By")].status.value == "fail"
         assert by[("http.cors", "allowed origin")].status.value == "error"
