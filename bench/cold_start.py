@@ -13,23 +13,39 @@ import tempfile
 import time
 from pathlib import Path
 
-BARE = """
+BARE_HEAD = """
 import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode=None)
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+def _version(value: bool) -> None:
+    if value:
+        print("bare 0")
+        raise typer.Exit(0)
 @app.callback()
-def root(version: bool = typer.Option(False, "--version", help="v")) -> None:
-    if version:
-        print("bare 0"); raise typer.Exit(0)
-for name in ("check", "list", "explain", "schema"):
-    app.command(name, help=name)(lambda: None)
-for group, cmds in (("env", ["validate"]), ("demo", ["up", "faults"])):
-    sub = typer.Typer(help=group)
-    for c in cmds:
-        sub.command(c, help=c)(lambda: None)
-    app.add_typer(sub, name=group)
-app()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="v")) -> None:
+    pass
 """
+
+
+def bare_source() -> str:
+    """A bare Typer app with readyctl's command tree (same commands and groups, no bodies)."""
+    import typer.main
+
+    from readyctl.cli import app
+
+    cmd = typer.main.get_command(app)
+    lines = [BARE_HEAD]
+    for name, sub in cmd.commands.items():  # type: ignore[attr-defined]
+        if hasattr(sub, "commands"):
+            lines.append(f"g_{name} = typer.Typer(help={sub.help!r})")
+            for child in sub.commands:
+                lines.append(f"g_{name}.command({child!r}, help='x')(lambda: None)")
+            lines.append(f"app.add_typer(g_{name}, name={name!r})")
+        else:
+            lines.append(f"app.command({name!r}, help={(sub.help or '')[:60]!r})(lambda: None)")
+    lines.append("app()")
+    return "\n".join(lines)
 
 
 def median_ms(cmd: list[str], runs: int) -> float:
@@ -47,7 +63,7 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     with tempfile.TemporaryDirectory() as d:
         bare = Path(d) / "bare.py"
-        bare.write_text(BARE)
+        bare.write_text(bare_source())
         for flag in ("--version", "--help"):
             ours = median_ms([sys.executable, "-m", "readyctl", flag], runs)
             theirs = median_ms([sys.executable, str(bare), flag], runs)
