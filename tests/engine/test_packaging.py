@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -87,3 +88,126 @@ def test_wheel_in_fresh_venv_lists_checks_outside_source_tree(tmp_path: Path) ->
         [str(py), "-m", "readyctl", "--version"], cwd=outside, capture_output=True, text=True
     )
     assert r.returncode == 0 and r.stdout.startswith("readyctl")
+
+
+PLUGIN_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=77"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "acme-readiness"
+version = "0.1.0"
+
+[project.entry-points."readyctl.checks"]
+acme = "acme_readiness.checks"
+"""
+
+PLUGIN_CHECKS = """
+from readyctl.check import Category, Check, CheckMeta, RemediationSpec, Severity
+
+
+class AcmeOncall(Check):
+    meta = CheckMeta(
+        id="acme_readiness.ops.oncall",
+        title="An on-call rotation is named",
+        failure_title="No on-call rotation is named",
+        description="Someone must be paged when the gate lets a bad deploy through.",
+        remediation=RemediationSpec(text="Set ONCALL_ROTATION."),
+        category=Category.OPERATIONS,
+        severity=Severity.HIGH,
+    )
+
+    def run(self, ctx):
+        rotation = ctx.environ.get("ONCALL_ROTATION")
+        if rotation:
+            yield self.passed("rotation", f"on-call rotation is {rotation}")
+        else:
+            yield self.failed("rotation", "ONCALL_ROTATION is not set")
+"""
+
+
+@pytest.mark.slow
+def test_plugin_package_installed_into_a_venv_runs(tmp_path: Path) -> None:
+    whl_dir = tmp_path / "whl"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(whl_dir),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    plugin = tmp_path / "acme"
+    (plugin / "acme_readiness").mkdir(parents=True)
+    (plugin / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
+    (plugin / "acme_readiness" / "__init__.py").write_text("")
+    (plugin / "acme_readiness" / "checks.py").write_text(PLUGIN_CHECKS)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (wheel,) = whl_dir.glob("readyctl-*.whl")
+    for target in (str(wheel), str(plugin)):
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(py),
+                "install",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                target,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    exe = str(venv / "bin" / "readyctl")
+    listed = subprocess.run(
+        [exe, "list", "--format", "json"], cwd=outside, capture_output=True, text=True
+    )
+    assert "acme_readiness.ops.oncall" in {row["id"] for row in json.loads(listed.stdout)}
+    env = {k: v for k, v in os.environ.items() if k != "ONCALL_ROTATION"}
+    red = subprocess.run(
+        [exe, "check", "--only", "acme_readiness.*", "--out", "r1", "-q"],
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert red.returncode == 1, red.stdout + red.stderr
+    green = subprocess.run(
+        [exe, "check", "--only", "acme_readiness.*", "--out", "r2", "-q"],
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        env={**env, "ONCALL_ROTATION": "sre-primary"},
+    )
+    assert green.returncode == 0, green.stdout + green.stderr
+    data = json.loads((outside / "r2" / "readiness.json").read_text())
+    assert [(r["id"], r["status"]) for r in data["results"]] == [
+        ("acme_readiness.ops.oncall", "pass")
+    ]
