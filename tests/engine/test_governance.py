@@ -154,3 +154,52 @@ def test_history_baseline_regression_diff_and_render(readyctl, tmp_path: Path) -
     assert r.code == 0 and (tmp_path / "again" / "readiness.json").exists()
     r = readyctl("report", "render", str(tmp_path / "nope.json"))
     assert r.code == 2 and "Traceback" not in r.both
+
+
+def test_schema_commands_print_json_schemas(readyctl) -> None:  # type: ignore[no-untyped-def]
+    r = readyctl("schema")
+    schema = json.loads(r.out)
+    assert r.code == 0 and schema["title"] == "readyctl.yaml"
+    assert {"environments", "gate", "waivers", "env"} <= set(schema["properties"])
+    r = readyctl("schema", "--report")
+    report = json.loads(r.out)
+    assert "results" in report["required"] and report["properties"]["verdict"]["enum"]
+
+
+def test_passed_on_retry_is_reported_and_can_be_a_warn() -> None:
+    from readyctl.check import Category, CheckMeta, RemediationSpec, Severity
+    from readyctl.config import Config, GateConfig
+    from readyctl.report import build_report
+    from readyctl.result import Result
+    from readyctl.runner import RunOutcome
+
+    meta = CheckMeta(
+        id="t.flaky",
+        title="Holds",
+        failure_title="Does not hold",
+        description="Why it matters.",
+        remediation=RemediationSpec(text="Fix."),
+        category=Category.HTTP,
+        severity=Severity.HIGH,
+    )
+    r = Result.passed("t.flaky", "s", "ok").with_run_info(
+        duration_ms=1, attempts=2, passed_on_retry=True
+    )
+    outcome = RunOutcome([r], dt.datetime.now(dt.UTC), 0.1, False, [], {"t.flaky": meta})
+    from readyctl.config import Environment
+    from readyctl.redact import Redactor
+
+    plain = build_report(
+        outcome, config=Config(), env_name="e", environment=Environment(), redactor=Redactor()
+    )
+    (row,) = plain.results
+    assert row["status"] == "pass" and row["passed_on_retry"] and row["attempts"] == 2
+    strict = build_report(
+        outcome,
+        config=Config(gate=GateConfig(retry_pass_is_warn=True)),
+        env_name="e",
+        environment=Environment(),
+        redactor=Redactor(),
+    )
+    (row,) = strict.results
+    assert row["status"] == "warn" and strict.data["grade"] != "A+"
