@@ -153,3 +153,45 @@ def repo_demo_context(handle):  # type: ignore[no-untyped-def]
     loaded = load_config(ROOT / "readyctl.yaml")
     _, env = loaded.environment("demo")
     return demo_context(handle, config=loaded.config, allow=list(env.allow))
+
+
+# -- AWS through moto in server mode: real boto3 over HTTP on 127.0.0.1 ----------------------
+AWS_TEST_CREDS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def moto_url():  # type: ignore[no-untyped-def]
+    """A moto server on 127.0.0.1 (real HTTP), with dummy credentials in the environment."""
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in AWS_TEST_CREDS.items():
+            mp.setenv(k, v)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def moto(moto_url: str) -> str:
+    """The moto server, reset for this test."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST"))
+    return moto_url
+
+
+def aws_client(url: str, service: str):  # type: ignore[no-untyped-def]
+    """A boto3 client for the moto server."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1")

@@ -35,36 +35,7 @@ BUCKET = "counsel-backups"
 
 
 # -- fixtures and helpers --------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (real HTTP), with dummy credentials in the environment."""
-    from moto.server import ThreadedMotoServer
-
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in CREDS.items():
-            mp.setenv(k, v)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-
-
-@pytest.fixture
-def moto(moto_url: str) -> str:
-    """The moto server, reset for this test."""
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST"))
-    return moto_url
-
-
-def _boto(url: str, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, endpoint_url=url, region_name="us-east-1")
+from tests.conftest import aws_client as _boto  # noqa: E402
 
 
 def _ctx(
@@ -95,6 +66,14 @@ def _pid_gone(pid: int) -> bool:
 def _drill_dirs() -> set[str]:
     """The restore drill's temporary directories (dumps, downloads)."""
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "readyctl-drill-*")))
+
+
+@pytest.fixture(autouse=True)
+def _private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's drills write temp dirs where no other test (or xdist worker) does."""
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,36 +30,7 @@ FAKE_AWS_KEY = "AKIA" + "Q7T4" * 4
 FAKE_VALUE = "sv-" + "k9Qz" * 8
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (real HTTP), with dummy credentials in the environment."""
-    from moto.server import ThreadedMotoServer
-
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in CREDS.items():
-            mp.setenv(k, v)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-
-
-@pytest.fixture
-def moto(moto_url: str) -> str:
-    """The moto server, reset for this test."""
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST"))
-    return moto_url
-
-
-def _boto(url: str, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, endpoint_url=url, region_name="us-east-1")
+from tests.conftest import aws_client as _boto  # noqa: E402
 
 
 def _aws_ctx(url: str, settings: dict[str, Any], *, now: dt.datetime | None = None) -> Any:
