@@ -14,56 +14,39 @@ import pytest
 from tests.conftest import ROOT
 
 
-@pytest.mark.slow
-def test_wheel_in_fresh_venv_lists_checks_outside_source_tree(tmp_path: Path) -> None:
+def _pip(*args: str) -> None:
+    """Run this interpreter's pip; fail with its stderr."""
+    r = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def fresh_venv_with_readyctl(tmp_path: Path, *extra: str) -> Path:
+    """A new venv holding readyctl only from its wheel (plus `extra` projects); returns it.
+
+    Dependencies come from this environment through a .pth file, so nothing is downloaded.
+    """
     whl_dir = tmp_path / "whl"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(ROOT),
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(whl_dir),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    _pip("wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(whl_dir))
     (wheel,) = whl_dir.glob("readyctl-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
-    site = Path(
-        subprocess.run(
-            [str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
-    # dependencies come from this environment; readyctl itself only from the wheel
-    (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(py),
-            "install",
-            "--no-deps",
-            "-q",
-            str(wheel),
-        ],
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
         check=True,
         capture_output=True,
         text=True,
-    )
+    ).stdout.strip()
+    (Path(site) / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    for target in (str(wheel), *extra):
+        _pip("--python", str(py), "install", "--no-deps", "--no-build-isolation", "-q", target)
+    return venv
+
+
+@pytest.mark.slow
+def test_wheel_in_fresh_venv_lists_checks_outside_source_tree(tmp_path: Path) -> None:
+    venv = fresh_venv_with_readyctl(tmp_path)
+    py = venv / "bin" / "python"
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     where = subprocess.run(
@@ -129,60 +112,12 @@ class AcmeOncall(Check):
 
 @pytest.mark.slow
 def test_plugin_package_installed_into_a_venv_runs(tmp_path: Path) -> None:
-    whl_dir = tmp_path / "whl"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(ROOT),
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(whl_dir),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
     plugin = tmp_path / "acme"
     (plugin / "acme_readiness").mkdir(parents=True)
     (plugin / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
     (plugin / "acme_readiness" / "__init__.py").write_text("")
     (plugin / "acme_readiness" / "checks.py").write_text(PLUGIN_CHECKS)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    site = Path(
-        subprocess.run(
-            [str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
-    (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    (wheel,) = whl_dir.glob("readyctl-*.whl")
-    for target in (str(wheel), str(plugin)):
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "--python",
-                str(py),
-                "install",
-                "--no-deps",
-                "--no-build-isolation",
-                "-q",
-                target,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert r.returncode == 0, r.stderr
+    venv = fresh_venv_with_readyctl(tmp_path, str(plugin))
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     exe = str(venv / "bin" / "readyctl")
