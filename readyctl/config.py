@@ -433,6 +433,25 @@ def _format_validation(err: ValidationError, lines: _LineMap, path: Path) -> str
     return f"{path}:{line}: {key}: {msg}{tail}"
 
 
+def _parse_yaml(path: Path) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for line numbers) and the data of one YAML file; errors are one line."""
+    try:
+        loader = _Loader(path.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark is not None else "?"
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(
+            f"{path}:{line}: YAML syntax error: {problem}; fix the indentation or quoting"
+        ) from None
+    return node, raw
+
+
 def load_config(
     path: str | Path | None, *, environ: Mapping[str, str] | None = None
 ) -> LoadedConfig:
@@ -448,21 +467,7 @@ def load_config(
         raise ConfigError(
             f"{path}: config file not found; pass --config FILE or create {DEFAULT_CONFIG_NAME}"
         )
-    text = path.read_text(encoding="utf-8")
-    try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            raw = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"{mark.line + 1}" if mark is not None else "?"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(
-            f"{path}:{line}: YAML syntax error: {problem}; fix the indentation or quoting"
-        ) from None
+    node, raw = _parse_yaml(path)
     lines = _LineMap(node)
     if raw is None:
         raw = {}
@@ -497,18 +502,7 @@ def _load_waivers_file(config_path: Path, name: str) -> list[Waiver]:
         raise ConfigError(
             f"{path}: waivers file not found (named by waivers_file in {config_path})"
         )
-    text = path.read_text(encoding="utf-8")
-    try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            raw = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"{mark.line + 1}" if mark is not None else "?"
-        raise ConfigError(f"{path}:{line}: YAML syntax error: {getattr(e, 'problem', e)}") from None
+    node, raw = _parse_yaml(path)
     lines = _LineMap(node)
     items = raw.get("waivers") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
