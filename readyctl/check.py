@@ -138,10 +138,23 @@ class CheckMeta(BaseModel):
         return v
 
 
+class CheckSettings(BaseModel):
+    """Base of a check's typed settings (readyctl.yaml `checks: {ID: {...}}`).
+
+    Subclasses declare each key with a type, a default and a one-line `description`;
+    unknown keys are refused before anything runs.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
 class Check:
     """A readiness check: metadata plus one `run(ctx)` that yields results."""
 
     meta: ClassVar[CheckMeta]
+    # the check's typed settings; None (plugins written before settings were typed) means a
+    # free-form mapping, which `ctx.settings()` then returns as a plain dict
+    Settings: ClassVar[type[CheckSettings] | None] = None
 
     def run(self, ctx: Context) -> Iterable[Result]:
         """Yield results; never raise a finding, never build clients of your own."""
@@ -223,6 +236,71 @@ def register(cls: type[Check]) -> type[Check]:
         )
     _REGISTRY[meta.id] = cls
     return cls
+
+
+def check_class(check_id: str) -> type[Check] | None:
+    """The registered check class with this id, if any."""
+    return _REGISTRY.get(check_id)
+
+
+def settings_problem(cls: type[Check], raw: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """Why `raw` is not valid settings for `cls`: (key path inside the check, message).
+
+    An unknown key names the closest valid key ("did you mean `path`?").
+    """
+    import difflib
+
+    from pydantic import ValidationError
+
+    model = cls.Settings
+    if model is None:
+        return None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return (), f"must be a mapping of settings (got {type(raw).__name__})"
+    try:
+        model.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = tuple(first["loc"])
+        if first["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            fields = _nested_fields(model, loc[:-1])
+            close = difflib.get_close_matches(key, fields, n=1, cutoff=0.5)
+            if not close:
+                close = [f for f in fields if key in f or f in key][:1]
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            known = ", ".join(sorted(fields)) or "none: this check takes no settings"
+            return loc, f"unknown setting {key!r}{hint} (valid: {known})"
+        msg = first["msg"]
+        if "input" in first and first["type"] != "missing":
+            shown = repr(first["input"])
+            if len(shown) < 60:
+                msg += f" (got {shown})"
+        return loc, msg
+    return None
+
+
+def _nested_fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """Field names of the model reached by following `loc` (best effort)."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        ann = fields[part].annotation
+        candidates = [ann, *typing.get_args(ann)]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
 
 
 def registered() -> Iterator[type[Check]]:

@@ -136,9 +136,20 @@ class Context:
             with contextlib.suppress(Exception):  # closing is best effort
                 client.close()
 
-    def settings(self, check_id: str | None = None) -> dict[str, Any]:
-        """This check's settings from the config's `checks:` section."""
-        return dict(self.config.checks.get(check_id or self.check_id or "", {}))
+    def settings(self, check_id: str | None = None) -> Any:
+        """A check's settings (this check's by default) from the config's `checks:` section.
+
+        A check that declares `Settings` gets its frozen, validated model (readyctl.yaml was
+        validated against it before the run); a plugin without one gets the plain mapping.
+        """
+        from readyctl.check import check_class
+
+        cid = check_id or self.check_id or ""
+        raw = dict(self.config.checks.get(cid, {}))
+        cls = check_class(cid)
+        if cls is None or cls.Settings is None:
+            return raw
+        return cls.Settings.model_validate(raw)
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> dt.datetime:

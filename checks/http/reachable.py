@@ -6,18 +6,26 @@ import time
 from collections.abc import Iterator
 
 import httpx
+from pydantic import Field
 
 from readyctl.check import (
     Capability,
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
 )
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
+
+
+class Settings(CheckSettings):
+    """Settings of http.reachable."""
+
+    path: str = Field("/health", description="path the probe GETs (relative to base_url)")
 
 
 class HttpReachable(Check):
@@ -43,10 +51,12 @@ class HttpReachable(Check):
         timeout_s=20,
         tags=("probe",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One GET on `path` (default /health)."""
-        path = ctx.settings().get("path", "/health")
+        s: Settings = ctx.settings()
+        path = s.path
         base = ctx.environment.base_url or ""
         client = ctx.http(timeout=10)
         t0 = time.perf_counter()

@@ -140,6 +140,23 @@ def _resolve_baseline(
         raise UsageError(f"--baseline {path}: {e}") from None
 
 
+def validate_check_settings(loaded: Any, cfg: Any, catalog: Any) -> None:
+    """Every `checks:` entry names a known check and only its typed settings (else exit 2)."""
+    import difflib
+
+    from readyctl.check import settings_problem
+
+    for cid, raw in cfg.checks.items():
+        if cid not in catalog.checks:
+            close = difflib.get_close_matches(cid, catalog.ids(), n=1)
+            hint = f"; did you mean {close[0]}?" if close else "; see `readyctl list`"
+            raise loaded.error(("checks", cid), f"unknown check id {cid!r}{hint}")
+        problem = settings_problem(catalog.checks[cid], raw)
+        if problem is not None:
+            loc, message = problem
+            raise loaded.error(("checks", cid, *loc), message)
+
+
 def execute(opts: RunOptions) -> int:
     """Run checks as configured; returns the exit code."""
     return execute_report(opts)[0]
@@ -202,9 +219,7 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
         if bad:
             idx = list(getattr(cfg, key)).index(bad[0])
             raise loaded.error((key, idx), f"{bad[0]!r} matches no check id, tag or category")
-    for cid in cfg.checks:
-        if cid not in catalog.checks:
-            raise loaded.error(("checks", cid), f"unknown check id {cid!r}; see `readyctl list`")
+    validate_check_settings(loaded, cfg, catalog)
     candidates = list(catalog)
     if opts.fixed_selection:
         candidates = select(candidates, opts.fixed_selection, ())
