@@ -178,13 +178,13 @@ class Check:
         """The property does not hold for `subject`."""
         return Result.failed(self.id, subject, summary, **kw)
 
-    def skipped(self, subject: str, reason: str) -> Result:
+    def skipped(self, subject: str, reason: str, **kw: Any) -> Result:
         """Not applicable to `subject`."""
-        return Result.skipped(self.id, subject, reason)
+        return Result.skipped(self.id, subject, reason, **kw)
 
-    def blocked(self, subject: str, root_cause: str) -> Result:
+    def blocked(self, subject: str, root_cause: str, **kw: Any) -> Result:
         """`subject` cannot be checked because `root_cause` failed."""
-        return Result.blocked_by(self.id, subject, root_cause)
+        return Result.blocked_by(self.id, subject, root_cause, **kw)
 
     def errored(self, subject: str, reason: ErrorReason, detail: str, **kw: Any) -> Result:
         """`subject` could not be checked."""
@@ -239,8 +239,17 @@ def register(cls: type[Check]) -> type[Check]:
 
 
 def check_class(check_id: str) -> type[Check] | None:
-    """The registered check class with this id, if any."""
-    return _REGISTRY.get(check_id)
+    """The check class with this id, if any: registered with `register()`, else in the catalog.
+
+    Built-in checks and plugins are found by the catalog (readyctl.registry), which does not
+    go through `register()`; without the fallback their typed Settings would be ignored.
+    """
+    cls = _REGISTRY.get(check_id)
+    if cls is None:
+        from readyctl.registry import load_catalog
+
+        cls = load_catalog().checks.get(check_id)
+    return cls
 
 
 def settings_problem(cls: type[Check], raw: Any) -> tuple[tuple[str | int, ...], str] | None:

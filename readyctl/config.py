@@ -157,13 +157,28 @@ class Environment(_Model):
         return v.rstrip("/") if v else v
 
 
+RequireLevel = Literal["critical", "high", "medium", "low", "info", "none"]
+
+
 class GateConfig(_Model):
     """When a run counts as ready."""
 
-    block_on: Severity = Severity.CRITICAL
+    block_on: Severity = Field(
+        default=Severity.HIGH, description="an unwaived fail at or above this severity blocks"
+    )
+    require: RequireLevel = Field(
+        default="high",
+        description="checklist items at or above this priority must be verified, else the "
+        "verdict is inconclusive (none: coverage never blocks)",
+    )
     fail_under: float = Field(default=80, ge=0, le=100)
     max_regression: float = Field(default=5, ge=0, le=100)
     retry_pass_is_warn: bool = False
+
+    @property
+    def require_severity(self) -> Severity | None:
+        """`require` as a severity (None for `none`)."""
+        return None if self.require == "none" else Severity(self.require)
 
 
 class ScoringConfig(_Model):
@@ -210,10 +225,36 @@ class Waiver(_Model):
     approver: str | None = None
 
 
+CHECKLIST_ITEMS = [*(str(n) for n in range(1, 21)), "critical_paths"]
+
+
+class NotApplicable(_Model):
+    """A checklist item declared not applicable to this service, with who decided and why."""
+
+    item: str = Field(description="seed item 1-20, or critical_paths")
+    reason: str = Field(min_length=3)
+    owner: str = Field(min_length=1)
+    expires: dt.date | None = None
+
+    @field_validator("item", mode="before")
+    @classmethod
+    def _item(cls, v: Any) -> str:
+        v = str(v).strip()
+        if v not in CHECKLIST_ITEMS:
+            raise ValueError(f"unknown checklist item {v!r}; use 1-20 or critical_paths")
+        return v
+
+
+CONFIG_VERSION = 2
+
+
 class Config(_Model):
     """The whole readyctl.yaml."""
 
-    version: Literal[1] = 1
+    version: Literal[1, 2] = Field(
+        default=CONFIG_VERSION,
+        description="config format; 1 still loads (see `readyctl config migrate`)",
+    )
     default_environment: str | None = None
     base: dict[str, Any] = Field(default_factory=dict, description="inherited by every environment")
     environments: dict[str, Environment] = Field(default_factory=dict)
@@ -228,6 +269,9 @@ class Config(_Model):
         default_factory=dict, description="per-check settings by check id"
     )
     waivers: list[Waiver] = Field(default_factory=list)
+    not_applicable: list[NotApplicable] = Field(
+        default_factory=list, description="checklist items that do not apply, with reason and owner"
+    )
     waivers_file: str | None = Field(
         default=None, description="a YAML file with a top-level `waivers:` list"
     )

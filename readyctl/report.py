@@ -123,7 +123,11 @@ def build_report(
     today: dt.date | None = None,
     baseline: dict[str, Any] | None = None,
     baseline_path: str | None = None,
+    baseline_info: Mapping[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
+    catalog_metas: Mapping[str, CheckMeta] | None = None,
+    selected: Sequence[str] | None = None,
+    target_origin: Mapping[str, str] | None = None,
 ) -> Report:
     """Waivers, score, gate and assembly; every string passes through the redactor."""
     from readyctl import history as _history
@@ -171,7 +175,38 @@ def build_report(
     if baseline is not None:
         comparison = _history.compare(baseline, result_dicts, scored.overall)
         comparison["path"] = baseline_path
+        if baseline_info is not None:
+            # which run this one compared with: run id or path, started_at, verdict, pinned
+            comparison.update(
+                {
+                    "path": baseline_info.get("path", baseline_path),
+                    "run": baseline_info.get("run"),
+                    "started_at": baseline_info.get("started_at"),
+                    "verdict": baseline_info.get("verdict"),
+                    "pinned": bool(baseline_info.get("pinned")),
+                }
+            )
         regression = _history.regressions(comparison, config.gate.max_regression, waived)
+    from readyctl import coverage as _coverage
+
+    cov_metas = dict(catalog_metas) if catalog_metas else dict(metas)
+    items = _coverage.compute(
+        results,
+        cov_metas,
+        selected=selected if selected is not None else list(metas),
+        waived=waived,
+        declared=[
+            _coverage.Declared(d.item, d.reason, d.owner, d.expires) for d in config.not_applicable
+        ],
+        require=config.gate.require_severity,
+        env_name=env_name,
+        today=today,
+    )
+    unverified = [
+        GateReason("unverified", redactor.text(it.gate_message()), None, it.item)
+        for it in items
+        if it.blocks_gate
+    ]
     decision: GateDecision = decide(
         results,
         metas,
@@ -181,6 +216,7 @@ def build_report(
         expired_waivers=expired,
         regression=regression,
         interrupted=outcome.interrupted,
+        unverified=unverified,
     )
     counts = Counter(r.status.value for r in results)
     categories = []
@@ -198,11 +234,18 @@ def build_report(
             "passed": decision.verdict == "ready",
             "reasons": [redactor.value(g.to_dict()) for g in decision.reasons],
             "block_on": config.gate.block_on.value,
+            "require": config.gate.require,
             "fail_under": config.gate.fail_under,
             "max_regression": config.gate.max_regression,
         },
         "environment": {"name": env_name, "production": environment.production},
-        "target": _target(environment, redactor),
+        "target": {**_target(environment, redactor), "origin": dict(target_origin or {})},
+        "checklist": {
+            "require": config.gate.require,
+            "summary": _coverage.summary(items),
+            "items": [redactor.value(it.to_dict()) for it in items],
+            "deploy_day": "verified by `readyctl deploy`, not by `readyctl check`",
+        },
         "started_at": outcome.started_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "duration_s": outcome.duration_s,
         "interrupted": outcome.interrupted,

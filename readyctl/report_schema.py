@@ -7,6 +7,65 @@ from typing import Any
 _STATUS = {"enum": ["pass", "warn", "fail", "skip", "blocked", "error"]}
 _NUM_OR_STR = {"type": ["number", "string", "null"]}
 
+CHECKLIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "since 0.2 (additive): coverage of the seed checklist's items 1-20 and "
+    "critical paths; an unverified item at or above `require` makes the verdict inconclusive",
+    "required": ["require", "summary", "items"],
+    "properties": {
+        "require": {"enum": ["critical", "high", "medium", "low", "info", "none"]},
+        "summary": {
+            "type": "object",
+            "properties": {
+                k: {"type": "integer"}
+                for k in (
+                    "verified",
+                    "unverified",
+                    "not_applicable",
+                    "waived",
+                    "required_unverified",
+                )
+            },
+        },
+        "deploy_day": {"type": "string"},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["item", "title", "priority", "status", "required", "checks"],
+                "properties": {
+                    "item": {"type": "string", "description": "1-20 or critical_paths"},
+                    "title": {"type": "string"},
+                    "priority": {"enum": ["critical", "high", "medium", "low"]},
+                    "status": {"enum": ["verified", "unverified", "not_applicable", "waived"]},
+                    "required": {"type": "boolean"},
+                    "checks": {"type": "array", "items": {"type": "string"}},
+                    "outcome": {"enum": ["pass", "warn", "fail", None]},
+                    "verified_by": {"type": "array", "items": {"type": "string"}},
+                    "missing": {
+                        "type": "array",
+                        "description": "per check: why nothing was scored and the setting "
+                        "that would make it verifiable",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "check": {"type": "string"},
+                                "reason": {"type": "string"},
+                                "setting": {"type": "string"},
+                            },
+                        },
+                    },
+                    "declaration": {"type": ["object", "null"]},
+                    "paths": {
+                        "type": "array",
+                        "description": "critical paths (smoke `covers:`), each verified or not",
+                    },
+                },
+            },
+        },
+    },
+}
+
 RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [
@@ -88,6 +147,8 @@ REPORT_SCHEMA: dict[str, Any] = {
             "required": ["passed", "reasons"],
             "properties": {
                 "passed": {"type": "boolean"},
+                "block_on": {"enum": ["critical", "high", "medium", "low", "info"]},
+                "require": {"enum": ["critical", "high", "medium", "low", "info", "none"]},
                 "reasons": {
                     "type": "array",
                     "items": {
@@ -100,6 +161,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                                     "score",
                                     "regression",
                                     "expired_waiver",
+                                    "unverified",
                                     "inconclusive",
                                     "interrupted",
                                 ]
@@ -113,7 +175,19 @@ REPORT_SCHEMA: dict[str, Any] = {
             },
         },
         "environment": {"type": "object"},
-        "target": {"type": "object"},
+        "target": {
+            "type": "object",
+            "properties": {
+                "origin": {
+                    "type": "object",
+                    "description": "since 0.2: where each part of the target came from "
+                    "(command line flag, READYCTL_* variable, readyctl.yaml file:line, managed "
+                    "demo)",
+                    "additionalProperties": {"type": "string"},
+                }
+            },
+        },
+        "checklist": CHECKLIST_SCHEMA,
         "started_at": {"type": "string", "format": "date-time"},
         "duration_s": {"type": "number"},
         "interrupted": {"type": "boolean"},

@@ -129,16 +129,44 @@ class Result:
         return cls(check_id, subject, Status.FAIL, summary, score=score, **kw)
 
     @classmethod
-    def skipped(cls, check_id: str, subject: str, reason: str) -> Result:
+    def skipped(
+        cls,
+        check_id: str,
+        subject: str,
+        reason: str,
+        *,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> Result:
         """Not applicable, not selected or not configured; the reason is required."""
         if not reason:
             raise ValueError("a skip needs a reason")
-        return cls(check_id, subject, Status.SKIP, f"Skipped: {reason}", reason=reason)
+        return cls(
+            check_id,
+            subject,
+            Status.SKIP,
+            f"Skipped: {reason}",
+            reason=reason,
+            evidence=dict(evidence or {}),
+        )
 
     @classmethod
-    def blocked_by(cls, check_id: str, subject: str, root_cause: str) -> Result:
+    def blocked_by(
+        cls,
+        check_id: str,
+        subject: str,
+        root_cause: str,
+        *,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> Result:
         """A prerequisite failed; `root_cause` names it."""
-        return cls(check_id, subject, Status.BLOCKED, f"Blocked: {root_cause}", reason=root_cause)
+        return cls(
+            check_id,
+            subject,
+            Status.BLOCKED,
+            f"Blocked: {root_cause}",
+            reason=root_cause,
+            evidence=dict(evidence or {}),
+        )
 
     @classmethod
     def errored(

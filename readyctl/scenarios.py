@@ -121,6 +121,9 @@ class Step(_Model):
     when: str | None = None
     skip_reason: str | None = None
     follow_redirects: bool = False
+    covers: str | None = Field(
+        default=None, description="the critical path this step verifies (default: its scenario's)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -170,6 +173,10 @@ class Scenario(_Model):
     description: str = ""
     when: str | None = None
     skip_reason: str | None = None
+    covers: str | None = Field(
+        default=None,
+        description="the critical path (checklist sub-item) it verifies; default: its name",
+    )
     vars: dict[str, Any] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
     cleanup: list[Step] = Field(default_factory=list)
@@ -474,6 +481,7 @@ class StepOutcome:
     duration_ms: float | None = None
     max_ms: float | None = None
     evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
+    covers: str | None = None  # the critical path this step verifies (None for cleanups)
 
     @property
     def subject(self) -> str:
@@ -551,7 +559,20 @@ class Runner:
     def run_scenario(
         self, scenario: Scenario, suite_vars: Mapping[str, Any] | None = None
     ) -> list[StepOutcome]:
-        """One scenario: its steps until the first failure, then its cleanups."""
+        """One scenario: its steps until the first failure, then its cleanups.
+
+        Each step's outcome names the critical path it covers (`covers:` of the step, else of
+        the scenario, else the scenario's name); cleanup steps cover none.
+        """
+        covers = {s.name: s.covers or scenario.covers or scenario.name for s in scenario.steps}
+        return [
+            o if o.cleanup else dataclasses.replace(o, covers=covers.get(o.step))
+            for o in self._run_scenario(scenario, suite_vars)
+        ]
+
+    def _run_scenario(
+        self, scenario: Scenario, suite_vars: Mapping[str, Any] | None = None
+    ) -> list[StepOutcome]:
         ns: dict[str, Any] = {"env": self.env, "run_id": self.run_id, "scenario": scenario.name}
         all_steps = [*scenario.steps, *scenario.cleanup]
         try:

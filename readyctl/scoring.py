@@ -24,8 +24,9 @@ VERDICT_EXIT = {"ready": EXIT_READY, "not_ready": EXIT_NOT_READY, "inconclusive"
 EXIT_CODES_HELP = (
     "Exit codes (first that applies): 2 usage or config error (nothing ran); "
     "130 interrupted; 1 not ready (a blocking failure, score under fail_under, a regression "
-    "or an expired waiver); 3 inconclusive (no blocking failure, but a critical check errored "
-    "or is blocked); 0 ready."
+    "or an expired waiver); 3 inconclusive (no blocking failure, but a required checklist item "
+    "was not verified, or a critical check errored or is blocked); 0 ready: every required "
+    "checklist item was verified and held."
 )
 
 
@@ -102,7 +103,8 @@ def score_results(
 class GateReason:
     """One reason the gate said no (or could not say yes)."""
 
-    code: str  # blocking_fail | score | regression | expired_waiver | inconclusive | interrupted
+    code: str  # blocking_fail | score | regression | expired_waiver | unverified | inconclusive
+    # | interrupted
     message: str
     check_id: str | None = None
     subject: str | None = None
@@ -131,8 +133,13 @@ def decide(
     expired_waivers: Sequence[str] = (),
     regression: Sequence[GateReason] = (),
     interrupted: bool = False,
+    unverified: Sequence[GateReason] = (),
 ) -> GateDecision:
-    """Apply the gate: blocking fails, fail_under, regressions, expired waivers."""
+    """Apply the gate: blocking fails, fail_under, regressions, expired waivers, coverage.
+
+    `unverified` names the required checklist items nothing verified: they make a run
+    without a blocking failure inconclusive, whatever its score.
+    """
     not_ready: list[GateReason] = []
     inconclusive: list[GateReason] = []
     block_rank = gate.block_on.rank
@@ -165,6 +172,7 @@ def decide(
     for w in expired_waivers:
         not_ready.append(GateReason("expired_waiver", w))
     not_ready.extend(regression)
+    inconclusive = [*unverified, *inconclusive]
     if score is None and not not_ready:
         inconclusive.append(
             GateReason("inconclusive", "no check produced a scored result (all skipped?)")

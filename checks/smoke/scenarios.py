@@ -16,6 +16,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.coverage import CRITICAL_PATH_EVIDENCE
 from readyctl.errors import ConfigError
 from readyctl.result import ErrorReason, Result, Status
 from readyctl.scenarios import (
@@ -141,9 +142,10 @@ class SmokeScenarios(Check):
     def _result(self, o: StepOutcome) -> Result:
         """A step outcome as a result."""
         subject = o.subject
-        kw: dict[str, Any] = {
-            "evidence": {"cleanup": True, **o.evidence} if o.cleanup else o.evidence
-        }
+        evidence = {"cleanup": True, **o.evidence} if o.cleanup else dict(o.evidence)
+        if o.covers:
+            evidence[CRITICAL_PATH_EVIDENCE] = o.covers
+        kw: dict[str, Any] = {"evidence": evidence}
         if o.duration_ms is not None:
             kw.update(measured=o.duration_ms, unit="ms")
             if o.max_ms is not None:
@@ -154,8 +156,9 @@ class SmokeScenarios(Check):
             return self.failed(subject, o.summary, **kw)
         if o.status is Status.WARN:
             return self.warned(subject, o.summary, **kw)
+        marker = {CRITICAL_PATH_EVIDENCE: o.covers} if o.covers else None
         if o.status is Status.SKIP:
-            return self.skipped(subject, o.summary)
+            return self.skipped(subject, o.summary, evidence=marker)
         if o.status is Status.BLOCKED:
-            return self.blocked(subject, o.summary)
+            return self.blocked(subject, o.summary, evidence=marker)
         return self.errored(subject, o.error_reason or ErrorReason.BUG, o.summary, **kw)

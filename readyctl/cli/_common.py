@@ -17,3 +17,9 @@ FORMAT_OPT = typer.Option(
 )
 QUIET_OPT = typer.Option(False, "--quiet", "-q", help="Print only the verdict line.")
 NO_COLOR_OPT = typer.Option(False, "--no-color", help="No colours in terminal output.")
+
+FOCUSED_EXIT_HELP = (
+    "Exit codes: 0 every check it ran passed (or warned); 1 any unwaived failure, whatever its "
+    "severity; 3 nothing could be verified (only skips, blocks or errors); 2 usage or config "
+    "error; 130 interrupted."
+)

@@ -39,6 +39,35 @@ class RunOptions:
     history: bool = True
     # per-check settings laid over readyctl.yaml's `checks:` (commands like `readyctl load`)
     settings_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # flags of a narrower command that name the target (e.g. --alembic-config): the managed
+    # demo is then not started
+    explicit_target: Sequence[str] = ()
+
+
+# Precedence: command-line flags > READYCTL_* variables > readyctl.yaml > managed defaults.
+ENV_VARS = {
+    "config": "READYCTL_CONFIG",
+    "env": "READYCTL_ENV",
+    "base_url": "READYCTL_BASE_URL",
+    "env_file": "READYCTL_ENV_FILE",
+    "database_url": "READYCTL_DATABASE_URL",
+}
+
+
+def split_patterns(values: Sequence[str]) -> list[str]:
+    """`--only 'http.*,auth.*' --only env.required` -> three patterns (comma lists accepted)."""
+    return [p.strip() for v in values for p in str(v).split(",") if p.strip()]
+
+
+def _pick(flag_value: Any, flag: str, key: str) -> tuple[Any, str | None]:
+    """A flag's value, else its READYCTL_* variable's, with where it came from."""
+    if flag_value not in (None, ""):
+        return flag_value, f"command line {flag}"
+    var = ENV_VARS[key]
+    got = os.environ.get(var)
+    if got:
+        return got, f"environment variable {var}"
+    return None, None
 
 
 def _parse_duration(text: str) -> float:
@@ -118,26 +147,39 @@ def redactor_today() -> Any:
     return dt.datetime.now(dt.UTC).date()
 
 
+NO_PASSING_BASELINE = (
+    "no baseline: no passing run of environment {env} with this selection was found yet "
+    "(--baseline last compares only with a run whose gate passed); the next passing run "
+    "becomes the baseline, or pin one with `readyctl baseline pin RUN`"
+)
+
+
 def _resolve_baseline(
     spec: str | None, history_dir: Path, env_name: str, only: Sequence[str], skip: Sequence[str]
-) -> tuple[dict[str, Any] | None, str | None]:
-    """`--baseline last` (same environment and selection) or a path; None when not asked."""
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """`--baseline last` (pinned, else the newest passing run of the same environment and
+    selection) or a path; (report, description) or (None, None) when there is none."""
     if not spec:
         return None, None
     from readyctl import history as _history
 
-    if spec == "last":
-        path = _history.find_last(history_dir, _history.selection_key(env_name, only, skip))
-        if path is None:
-            return None, None  # first run: nothing to compare with
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise UsageError(f"--baseline {spec}: no such file; pass a readiness.json or 'last'")
     try:
-        return _history.load_baseline(path), str(path)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"--baseline {path}: {e}") from None
+        if spec == "last":
+            found = _history.find_last(history_dir, _history.selection_key(env_name, only, skip))
+            if found is None:
+                return None, None  # no passing run yet: nothing to compare with
+        else:
+            found = _history.resolve_run(history_dir, spec)
+    except OSError as e:
+        raise UsageError(f"--baseline {spec}: {e}") from None
+    except ValueError as e:
+        if "no such file" in str(e) or "unknown run id" in str(e):
+            raise UsageError(
+                f"--baseline {spec}: no such file or history run; pass a readiness.json, "
+                "a run id or 'last'"
+            ) from None
+        raise UsageError(f"--baseline {spec}: {e}") from None
+    return found.data, found.describe()
 
 
 def validate_check_settings(loaded: Any, cfg: Any, catalog: Any) -> None:
@@ -175,26 +217,50 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
     _install_log_redaction()
     redactor = global_redactor()
     console = make_console(no_color=opts.no_color, quiet=opts.quiet)
-    loaded = load_config(None if opts.no_defaults_config else opts.config)
+    config_path, _ = _pick(opts.config, "--config", "config")
+    loaded = load_config(
+        None if opts.no_defaults_config else (Path(config_path) if config_path else None)
+    )
     cfg = loaded.config
     if opts.settings_overrides:
         merged = {k: dict(v) for k, v in cfg.checks.items()}
         for cid, extra in opts.settings_overrides.items():
             merged.setdefault(cid, {}).update(extra)
         cfg = cfg.model_copy(update={"checks": merged})
-    env_name, env = loaded.environment(opts.env)
+    env_choice, _ = _pick(opts.env, "--env", "env")
+    env_name, env = loaded.environment(env_choice)
+    origin: dict[str, str] = {}
+    for key in ("base_url", "http_url", "env_file", "database_url"):
+        if getattr(env, key):
+            origin[key] = f"{loaded.where('environments', env_name, key)} ({key})"
     update: dict[str, Any] = {}
-    if opts.base_url:
-        update["base_url"] = opts.base_url.rstrip("/")
-    if opts.env_file:
-        if not opts.env_file.is_file():
-            raise UsageError(f"--env-file {opts.env_file}: no such file; check the path")
-        update["env_file"] = str(opts.env_file.resolve())
+    explicit: list[str] = list(opts.explicit_target)
+    base_url, where = _pick(opts.base_url, "--base-url", "base_url")
+    if base_url:
+        update["base_url"] = str(base_url).rstrip("/")
+        origin["base_url"] = str(where)
+        explicit.append(str(where))
+    env_file, where = _pick(opts.env_file, "--env-file", "env_file")
+    if env_file:
+        env_path = Path(env_file)
+        if not env_path.is_file():
+            raise UsageError(f"{where}: {env_file}: no such file; check the path")
+        update["env_file"] = str(env_path.resolve())
         update["env_source"] = "both" if opts.process_env else "file"
+        origin["env_file"] = str(where)
+        explicit.append(str(where))
     elif opts.process_env:
         update["env_source"] = "both" if env.env_file else "process"
-    if opts.database_url:
-        update["database_url"] = opts.database_url
+        origin["env_source"] = "command line --process-env"
+    database_url, where = _pick(opts.database_url, "--database-url", "database_url")
+    if database_url:
+        update["database_url"] = database_url
+        origin["database_url"] = str(where)
+        explicit.append(str(where))
+    if explicit and env.managed == "demo":
+        # an explicit target on the command line means the managed demo is not started for it
+        update.update(managed=None, faults=[])
+        origin["managed"] = f"not started: explicit target ({', '.join(explicit)})"
     if update:
         env = env.model_copy(update=update)
         redactor.add(env.database_url)
@@ -206,9 +272,13 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
     out_dir = opts.out or loaded.resolve_path(cfg.report.out)
 
     catalog = load_catalog()
-    only = list(opts.only) or list(cfg.only)
-    skip = list(opts.skip) + list(cfg.skip)
-    for flag, patterns, key in (("--only", opts.only, "only"), ("--skip", opts.skip, "skip")):
+    only = split_patterns(opts.only) or list(cfg.only)
+    skip = split_patterns(opts.skip) + list(cfg.skip)
+    flag_patterns = (
+        ("--only", split_patterns(opts.only), "only"),
+        ("--skip", split_patterns(opts.skip), "skip"),
+    )
+    for flag, patterns, key in flag_patterns:
         bad = unknown_patterns(catalog, patterns)
         if bad:
             raise UsageError(
@@ -235,9 +305,11 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
         if state.problems:
             raise loaded.error(("waivers", state.index), "; ".join(state.problems))
     history_dir = loaded.resolve_path(cfg.report.history_dir)
-    baseline_data, baseline_path = _resolve_baseline(
+    baseline_data, baseline_info = _resolve_baseline(
         opts.baseline, history_dir, env_name, only, skip
     )
+    if opts.baseline == "last" and baseline_data is None and not opts.plan:
+        console.print(NO_PASSING_BASELINE.format(env=env_name), style="yellow", markup=False)
 
     deadline_s = opts.deadline if opts.deadline is not None else cfg.runner.deadline_s
     jobs = opts.jobs or cfg.runner.jobs
@@ -264,6 +336,8 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
             faults = list(env.faults)
             faults += [f for f in os.environ.get("READYCTL_DEMO_FAULTS", "").split(",") if f]
             handle, env = _start_managed(env, list(dict.fromkeys(faults)), console)
+            for key in ("base_url", "http_url", "env_file", "database_url"):
+                origin[key] = "managed demo (started by readyctl)"
         environ = None
         if handle is not None:
             environ = {**os.environ, **managed_environ(handle)}
@@ -298,8 +372,11 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
         skip=skip,
         today=ctx.now().date(),
         baseline=baseline_data,
-        baseline_path=baseline_path,
+        baseline_info=baseline_info,
         history=trend,
+        catalog_metas={c.meta.id: c.meta for c in catalog},
+        selected=[c.meta.id for c in selected],
+        target_origin=origin,
     )
     report.data["history"] = [
         *trend,
@@ -331,6 +408,58 @@ def run_command(opts: RunOptions) -> None:
         sys.stderr.write(f"error: {global_redactor().text(str(e))}\n")
         raise typer.Exit(e.exit_code) from None
     raise typer.Exit(code)
+
+
+def focused_exit(report: Any, *, nothing_is_ok: bool = False) -> tuple[int, str | None]:
+    """The exit code of a focused command (smoke, load, db *, env validate) and why.
+
+    Like k6 on thresholds and pytest on a test: 1 on any unwaived fail of the checks it ran,
+    whatever their severity; 3 when nothing could be verified (only skips, blocks, errors);
+    0 otherwise. `nothing_is_ok`: nothing to check is a pass (lint with nothing pending).
+    """
+    if report is None:
+        return 130, None
+    if report.data.get("interrupted"):
+        return 130, None
+
+    def live(r: dict[str, Any]) -> bool:
+        w = r.get("waiver")
+        return not (w and not w.get("expired"))
+
+    results = [r for r in report.results if live(r)]
+    if any(r["status"] == "fail" for r in results):
+        return 1, None
+    errors = [r for r in results if r["status"] in ("error", "blocked")]
+    scored = [r for r in results if r["status"] in ("pass", "warn")]
+    if errors:
+        first = errors[0]
+        return 3, f"could not verify {first['id']}: {first['reason'] or first['summary']}"
+    if not scored:
+        first = next(iter(report.results), None)
+        reason = (first["reason"] or first["summary"]) if first else "no check ran"
+        if nothing_is_ok:
+            return 0, f"nothing to do: {reason}"
+        return 3, f"nothing was verified: {reason}"
+    return 0, None
+
+
+def run_focused(opts: RunOptions, *, nothing_is_ok: bool = False) -> None:
+    """Execute a focused command and exit by its own checks (see `focused_exit`)."""
+    import typer
+
+    from readyctl.redact import global_redactor
+
+    try:
+        code, report = execute_report(opts)
+    except ReadyctlError as e:
+        sys.stderr.write(f"error: {global_redactor().text(str(e))}\n")
+        raise typer.Exit(e.exit_code) from None
+    if code in (2, 130) or report is None:
+        raise typer.Exit(code)
+    focused, why = focused_exit(report, nothing_is_ok=nothing_is_ok)
+    if why:
+        sys.stderr.write(global_redactor().text(why) + "\n")
+    raise typer.Exit(focused)
 
 
 parse_duration = _parse_duration

@@ -25,7 +25,10 @@ ALEMBIC_OPT = typer.Option(
     help="The project's alembic.ini (default: checks.migrations.rehearsal.alembic_config, the "
     "managed demo's, or ./alembic.ini).",
 )
-EXIT_HELP = "Exit codes: 0 {ok}; 1 {bad}; 2 usage or config error; 130 interrupted."
+EXIT_HELP = (
+    "Exit codes: 0 {ok}; 1 {bad}; 3 nothing could be verified; 2 usage or config error; "
+    "130 interrupted."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,48 +59,38 @@ def _run(
     quiet: bool,
     no_color: bool,
     nothing_is_ok: bool = False,
+    overrides_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Run the selection through the shared path; 0 when it passes, 1 otherwise.
+    """Run the selection through the shared path; exit by its own checks.
 
-    When the command's check only skipped (nothing to rehearse, nothing to lint), the exit
-    is 1, or 0 with `nothing_is_ok` (lint: no pending SQL is nothing unsafe).
+    1 on any unwaived fail, 3 when nothing could be verified (nothing to rehearse is not a
+    pass), 0 otherwise; with `nothing_is_ok` nothing to check is 0 (lint: no pending SQL).
     """
-    from readyctl.cli._run import RunOptions, execute_report
-    from readyctl.errors import ReadyctlError
+    from readyctl.cli._run import RunOptions, run_focused
     from readyctl.redact import global_redactor
 
     if database_url:
         global_redactor().add(database_url)
-    try:
-        code, report = execute_report(
-            RunOptions(
-                config=config,
-                env=env,
-                database_url=database_url,
-                out=out,
-                formats=format,
-                quiet=quiet,
-                no_color=no_color,
-                fixed_selection=selection,
-                settings_overrides=overrides,
-                history=False,
-            )
-        )
-    except ReadyctlError as e:
-        typer.echo(f"error: {global_redactor().text(str(e))}", err=True)
-        raise typer.Exit(e.exit_code) from None
-    if code in (2, 130):
-        raise typer.Exit(code)
-    results = [r for r in (report.results if report else []) if r["id"] == selection[0]]
-    decided = [r for r in results if r["status"] in ("pass", "fail", "warn", "error")]
-    if results and not decided:  # every result of the command's check is a skip
-        reason = results[0]["reason"] or results[0]["summary"]
-        if nothing_is_ok:
-            typer.echo(f"nothing to do: {reason}", err=True)
-            raise typer.Exit(0 if code in (0, 3) else 1)
-        typer.echo(f"nothing was checked: {reason}", err=True)
-        raise typer.Exit(1)
-    raise typer.Exit(0 if code == 0 else 1)
+    overrides_flags = overrides_flags or {}
+    explicit = [
+        f"--{key.replace('_', '-')}" for key, value in overrides_flags.items() if value is not None
+    ]
+    run_focused(
+        RunOptions(
+            config=config,
+            env=env,
+            database_url=database_url,
+            out=out,
+            formats=format,
+            quiet=quiet,
+            no_color=no_color,
+            fixed_selection=selection,
+            settings_overrides=overrides,
+            history=False,
+            explicit_target=explicit,
+        ),
+        nothing_is_ok=nothing_is_ok,
+    )
 
 
 @db_app.command(
@@ -113,8 +106,8 @@ def _run(
         "  readyctl db rehearse --database-url postgresql://ro@db:5432/app\n\n"
         + EXIT_HELP.format(
             ok="every rehearsed revision round-trips",
-            bad="a revision fails or does not restore the schema (named, with the difference), "
-            "or nothing was rehearsed (zero revisions is not a pass)",
+            bad="a revision fails or does not restore the schema (named, with the difference); "
+            "nothing rehearsed is 3, not a pass",
         )
     ),
 )
@@ -131,6 +124,7 @@ def rehearse(
     _run(
         selection=["migrations.rehearsal"],
         overrides=_alembic_overrides(alembic_config, ["migrations.rehearsal"]),
+        overrides_flags={"alembic_config": alembic_config},
         config=config,
         env=env,
         database_url=database_url,
@@ -168,6 +162,7 @@ def lint(
     _run(
         selection=["migrations.lint"],
         overrides=_alembic_overrides(alembic_config, ["migrations.rehearsal", "migrations.lint"]),
+        overrides_flags={"alembic_config": alembic_config},
         config=config,
         env=env,
         database_url=database_url,

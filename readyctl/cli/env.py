@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
         "sanity. Works without a readyctl.yaml, using the counseling API's defaults.\n\n"
         "Examples:\n\n  readyctl env validate --env-file .env.production\n\n"
         "  readyctl env validate --process-env\n\n"
-        "Exit codes: 0 valid, 1 not valid, 2 usage error."
+        "Exit codes: 0 valid; 1 not valid (any failed rule, whatever its severity); 3 nothing "
+        "could be verified; 2 usage or config error; 130 interrupted."
     ),
 )
 def validate(
@@ -39,29 +40,24 @@ def validate(
     quiet: bool = QUIET_OPT,
     no_color: bool = NO_COLOR_OPT,
 ) -> None:
-    from readyctl.cli._run import RunOptions, execute
-    from readyctl.errors import ReadyctlError
-    from readyctl.redact import global_redactor
+    import os
 
-    if env_file is None and not process_env and config is None and env is None:
+    from readyctl.cli._run import RunOptions, run_focused
+
+    explicit = env_file is not None or os.environ.get("READYCTL_ENV_FILE")
+    if not explicit and not process_env and config is None and env is None:
         typer.echo("error: nothing to validate; pass --env-file FILE or --process-env", err=True)
         raise typer.Exit(2)
-    try:
-        code = execute(
-            RunOptions(
-                config=config,
-                env=env,
-                env_file=env_file,
-                process_env=process_env,
-                out=out,
-                formats=format,
-                quiet=quiet,
-                no_color=no_color,
-                fixed_selection=["env.*"],
-            )
+    run_focused(
+        RunOptions(
+            config=config,
+            env=env,
+            env_file=env_file,
+            process_env=process_env,
+            out=out,
+            formats=format,
+            quiet=quiet,
+            no_color=no_color,
+            fixed_selection=["env.*"],
         )
-    except ReadyctlError as e:
-        typer.echo(f"error: {global_redactor().text(str(e))}", err=True)
-        raise typer.Exit(2) from None
-    # validation is pass/fail: anything but ready is "not valid"
-    raise typer.Exit(0 if code == 0 else (code if code in (2, 130) else 1))
+    )

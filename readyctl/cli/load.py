@@ -10,15 +10,11 @@ import typer
 from readyctl.cli._common import (
     CONFIG_OPT,
     ENV_OPT,
+    FOCUSED_EXIT_HELP,
     FORMAT_OPT,
     NO_COLOR_OPT,
     OUT_OPT,
     QUIET_OPT,
-)
-
-EXIT_HELP = (
-    "Exit codes as for `readyctl check`: 2 usage or config error; 130 interrupted; 1 not "
-    "ready; 3 inconclusive; 0 ready."
 )
 
 
@@ -34,7 +30,7 @@ def register(app: typer.Typer) -> None:
             "  readyctl load\n\n"
             "  readyctl load --env staging --users 200 --duration 2m --workers 2\n\n"
             "  readyctl load --users 20 --spawn-rate 10 --duration 30s --out reports/load\n\n"
-            + EXIT_HELP
+            + FOCUSED_EXIT_HELP
         ),
     )
     def load(
@@ -62,7 +58,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QUIET_OPT,
         no_color: bool = NO_COLOR_OPT,
     ) -> None:
-        from readyctl.cli._run import RunOptions, parse_duration, run_command
+        from readyctl.cli._run import RunOptions, parse_duration, run_focused
         from readyctl.errors import UsageError
 
         overrides: dict[str, Any] = {}
@@ -81,7 +77,7 @@ def register(app: typer.Typer) -> None:
                     err=True,
                 )
                 raise typer.Exit(2) from None
-        run_command(
+        run_focused(
             RunOptions(
                 config=config,
                 env=env,

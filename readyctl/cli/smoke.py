@@ -9,15 +9,11 @@ import typer
 from readyctl.cli._common import (
     CONFIG_OPT,
     ENV_OPT,
+    FOCUSED_EXIT_HELP,
     FORMAT_OPT,
     NO_COLOR_OPT,
     OUT_OPT,
     QUIET_OPT,
-)
-
-EXIT_HELP = (
-    "Exit codes as for `readyctl check`: 2 usage or config error; 130 interrupted; 1 not "
-    "ready; 3 inconclusive; 0 ready."
 )
 
 
@@ -31,7 +27,7 @@ def register(app: typer.Typer) -> None:
             "payments, tenancy by default) against an environment and report each step.\n\n"
             "Examples:\n\n"
             "  readyctl smoke\n\n"
-            "  readyctl smoke --env staging --out reports/smoke\n\n" + EXIT_HELP
+            "  readyctl smoke --env staging --out reports/smoke\n\n" + FOCUSED_EXIT_HELP
         ),
     )
     def smoke(
@@ -42,9 +38,9 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QUIET_OPT,
         no_color: bool = NO_COLOR_OPT,
     ) -> None:
-        from readyctl.cli._run import RunOptions, run_command
+        from readyctl.cli._run import RunOptions, run_focused
 
-        run_command(
+        run_focused(
             RunOptions(
                 config=config,
                 env=env,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from readyctl.report import Report
@@ -67,3 +67,66 @@ def write_files(report: Report, out_dir: Path, formats: list[str]) -> dict[str, 
             continue
         written[name] = file_writer(name)(report, out_dir)
     return written
+
+
+STATUS_WORDS = {
+    "verified": "verified",
+    "unverified": "UNVERIFIED",
+    "not_applicable": "not applicable",
+    "waived": "waived",
+}
+
+
+def checklist_rows(data: dict[str, Any]) -> list[dict[str, str]]:
+    """The report's checklist as display rows: item, priority, state, detail (all formats)."""
+    out = []
+    for it in (data.get("checklist") or {}).get("items", []):
+        title = it["title"] if it["item"] == "critical_paths" else f"{it['item']}. {it['title']}"
+        state = STATUS_WORDS.get(it["status"], it["status"])
+        if it["status"] == "verified":
+            state += {"pass": ", held", "warn": ", held with warnings", "fail": ", FAILED"}.get(
+                it.get("outcome") or "", ""
+            )
+            detail = "by " + ", ".join(it.get("verified_by") or [])
+            paths = it.get("paths") or []
+            if paths:
+                bits = [
+                    p["path"] + ("" if p["status"] == "verified" else " (unverified)")
+                    for p in paths
+                ]
+                detail += "; paths: " + ", ".join(bits)
+        elif it["status"] in ("not_applicable",) or it.get("declaration"):
+            d = it.get("declaration") or {}
+            until = f" until {d['expires']}" if d.get("expires") else ""
+            expired = " (declaration EXPIRED)" if d.get("expired") else ""
+            detail = f"{d.get('reason', '')} (owner {d.get('owner', '?')}{until}){expired}"
+            if it["status"] == "unverified":
+                detail += "; needs: " + _needs(it)
+        elif it["status"] == "waived":
+            detail = "every result of its checks is waived"
+        else:
+            detail = "needs: " + _needs(it)
+        if it.get("required") and it["status"] == "unverified":
+            state += " (required)"
+        out.append(
+            {
+                "item": title,
+                "priority": it["priority"],
+                "status": it["status"],
+                "state": state,
+                "detail": detail,
+            }
+        )
+    return out
+
+
+def _needs(it: dict[str, Any]) -> str:
+    missing = it.get("missing") or []
+    settings = [m["setting"] or m["reason"] for m in missing]
+    return "; ".join(dict.fromkeys(settings)) or "-"
+
+
+def origin_line(data: dict[str, Any]) -> str:
+    """Where the target came from, e.g. `base_url: command line --base-url; ...`."""
+    origin = (data.get("target") or {}).get("origin") or {}
+    return "; ".join(f"{k}: {v}" for k, v in origin.items())

@@ -20,6 +20,7 @@ from markupsafe import Markup
 from readyctl import resource_dir
 from readyctl.redact import MASK, global_redactor, is_secret_name
 from readyctl.report import Report
+from readyctl.reporters import checklist_rows, origin_line
 
 FILE_NAME = "readiness.html"
 TEMPLATE = "report.html.j2"
@@ -523,6 +524,9 @@ def context(report: Report) -> dict[str, Any]:
         "retried": [v for v in views if v["retry"]],
         "cleanup": data.get("cleanup_problems") or [],
         "tool": data.get("tool") or {"name": "readyctl", "version": ""},
+        "checklist": checklist_rows(data),
+        "checklist_summary": (data.get("checklist") or {}).get("summary") or {},
+        "origin": origin_line(data),
         "script": Markup(PRINT_SCRIPT),  # a code constant above, not report data
         "script_hash": SCRIPT_HASH,
     }

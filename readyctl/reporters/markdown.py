@@ -10,6 +10,7 @@ from typing import Any
 
 from readyctl.redact import global_redactor
 from readyctl.report import Report
+from readyctl.reporters import checklist_rows, origin_line
 
 FILE_NAME = "readiness.md"
 MAX_CELL = 300  # characters of one value in a table cell
@@ -113,6 +114,10 @@ def render(report: Report) -> str:
     if data.get("duration_s") is not None:
         meta.append(f"took {_num(data['duration_s'])} s")
     lines.append(" · ".join(meta))
+    origin = origin_line(data)
+    if origin:
+        lines.append("")
+        lines.append(f"Target from: {esc(origin, 500)}")
     if data.get("interrupted"):
         lines += [
             "",
@@ -222,6 +227,22 @@ def render(report: Report) -> str:
         ]
         lines.append("")
 
+    checklist = checklist_rows(data)
+    if checklist:
+        summary = (data.get("checklist") or {}).get("summary") or {}
+        lines.append("### Checklist")
+        lines.append("")
+        lines.append(
+            f"{_num(summary.get('verified', 0))} of {len(checklist)} items verified; required: "
+            f"{esc((data.get('checklist') or {}).get('require') or '-')} and above."
+        )
+        lines.append("")
+        rows = [
+            [esc(r["item"]), esc(r["priority"]), esc(r["state"]), esc(r["detail"], 300)]
+            for r in checklist
+        ]
+        lines += _table(["Item", "Priority", "State", "Detail"], rows)
+        lines.append("")
     categories = data.get("categories") or []
     if categories:
         lines.append("### Categories")

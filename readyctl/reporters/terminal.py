@@ -14,6 +14,7 @@ from rich.text import Text
 
 from readyctl.redact import global_redactor
 from readyctl.report import Report
+from readyctl.reporters import checklist_rows, origin_line
 
 STATUS_STYLE = {
     "pass": ("PASS", "green"),
@@ -115,6 +116,7 @@ def render(
             )
         table.add_section()
     console.print(table)
+    _render_checklist(data, console)
 
     counts = data["counts"]
     count_line = "  ".join(f"{k} {v}" for k, v in counts.items() if v)
@@ -184,10 +186,52 @@ def render(
         )
         for c in (base.get("changes") or [])[:10]:
             lines.append(Text(f"  {c['id']} [{red.text(c['subject'])}] {c['from']} -> {c['to']}"))
+    origin = origin_line(data)
+    if origin:
+        lines.append(Text(""))
+        lines.append(Text(f"Target: {red.text(origin)}", style="dim"))
     if json_path is not None:
         lines.append(Text(""))
         lines.append(Text(f"JSON report: {json_path}"))
     console.print(Panel(Group(*lines), title="readyctl", expand=False))
+
+
+CHECKLIST_STYLE = {
+    "verified": "green",
+    "unverified": "yellow",
+    "not_applicable": "dim",
+    "waived": "magenta",
+}
+
+
+def _render_checklist(data: dict[str, Any], console: Console) -> None:
+    """The seed checklist: every item verified, unverified (and what it needs), n/a, waived."""
+    rows = checklist_rows(data)
+    if not rows:
+        return
+    red = global_redactor()
+    summary = (data.get("checklist") or {}).get("summary") or {}
+    table = Table(
+        title=f"Checklist ({summary.get('verified', 0)} of {len(rows)} items verified; "
+        f"required: {data['checklist'].get('require')} and above)",
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("Item", overflow="fold", max_width=34)
+    table.add_column("Priority", no_wrap=True)
+    table.add_column("State", overflow="fold", max_width=24)
+    table.add_column("Detail", overflow="fold")
+    for row in rows:
+        style = CHECKLIST_STYLE.get(row["status"], "")
+        if "FAILED" in row["state"]:
+            style = "red"
+        table.add_row(
+            row["item"],
+            row["priority"],
+            Text(row["state"], style=style),
+            Text(red.text(row["detail"])),
+        )
+    console.print(table)
 
 
 def render_quiet(report: Report, console: Console, *, json_path: Path | None = None) -> None:

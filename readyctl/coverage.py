@@ -1,0 +1,277 @@
+"""Checklist coverage: which seed items a run verified, and what each unverified one needs.
+
+Seed items 1-20 carry the seed checklist's priority (1-5 critical, 6-10 high, 11-15 medium,
+16-20 low); "critical paths" (the configured smoke suite) is critical. An item is covered by
+the checks whose `refs` name it. Per item a run says:
+
+- verified: at least one unwaived scored result (pass, warn or fail) of its checks;
+- waived: its checks' only results are waived;
+- not_applicable: declared in readyctl.yaml with a reason and an owner (not expired);
+- unverified: everything else, with the reasons and the setting that would make it verifiable.
+
+The deploy-day list is verified by `readyctl deploy`, not by `check`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from readyctl.check import CheckMeta, Severity
+from readyctl.result import Result, Status
+
+CRITICAL_PATHS = "critical_paths"
+# the evidence key a smoke result carries to name the critical path it exercises
+CRITICAL_PATH_EVIDENCE = "critical_path"
+
+ITEMS: dict[str, tuple[str, Severity]] = {
+    "1": ("Environment variable validation", Severity.CRITICAL),
+    "2": ("Database migration strategy", Severity.CRITICAL),
+    "3": ("Secrets management", Severity.CRITICAL),
+    "4": ("Database connection pool", Severity.CRITICAL),
+    "5": ("SSL/TLS enforced", Severity.CRITICAL),
+    "6": ("Load testing", Severity.HIGH),
+    "7": ("Backup & disaster recovery", Severity.HIGH),
+    "8": ("Monitoring & alerting", Severity.HIGH),
+    "9": ("Rate limiting per endpoint", Severity.HIGH),
+    "10": ("API versioning", Severity.HIGH),
+    "11": ("Database indexes", Severity.MEDIUM),
+    "12": ("Caching strategy", Severity.MEDIUM),
+    "13": ("Content delivery (CDN, compression)", Severity.MEDIUM),
+    "14": ("Graceful shutdown", Severity.MEDIUM),
+    "15": ("Performance optimization", Severity.MEDIUM),
+    "16": ("Feature flags", Severity.LOW),
+    "17": ("Blue-green deployment", Severity.LOW),
+    "18": ("Auto-scaling", Severity.LOW),
+    "19": ("WAF", Severity.LOW),
+    "20": ("Compliance & legal", Severity.LOW),
+    CRITICAL_PATHS: ("Critical paths (smoke suite)", Severity.CRITICAL),
+}
+ITEM_ORDER = [CRITICAL_PATHS, *[str(n) for n in range(1, 21)]]
+
+VERIFIED = "verified"
+UNVERIFIED = "unverified"
+NOT_APPLICABLE = "not_applicable"
+WAIVED = "waived"
+
+_SCORED = (Status.PASS, Status.WARN, Status.FAIL)
+_WORST = [Status.FAIL, Status.WARN, Status.PASS]
+
+
+def item_label(item: str) -> str:
+    """`1. Environment variable validation`, or the critical-paths title."""
+    title = ITEMS[item][0] if item in ITEMS else item
+    return title if item == CRITICAL_PATHS else f"{item}. {title}"
+
+
+def requirement_met(priority: Severity, require: Severity | None) -> bool:
+    """Whether an item of this priority is required by `gate.require` (None: nothing is)."""
+    return require is not None and priority.rank >= require.rank
+
+
+_SETTING = re.compile(r"\bchecks\.[a-z_]+\.[a-z_]+(?:\.[a-z_]+)?")
+
+
+def _hint(reason: str, check_id: str, env_name: str) -> str:
+    """The setting that would make a skipped or blocked result verifiable."""
+    low = reason.lower()
+    env = f"environments.{env_name}"
+    table = (
+        ("no base_url", f"{env}.base_url"),
+        ("no auth:", f"{env}.auth"),
+        ("no database_url", f"{env}.database_url"),
+        ("no aws:", f"{env}.aws"),
+        ("refused on production", f"{env}.allow: [{check_id}]"),
+        ("not selected", "include it in --only / remove it from --skip and skip:"),
+        ("no git repository", "run readyctl from the project's git checkout"),
+        ("locust is not installed", "pip install locust"),
+        ("only runs against a managed target", "managed: demo (not applicable elsewhere)"),
+    )
+    for needle, hint in table:
+        if needle in low:
+            return hint
+    named = _SETTING.search(reason)
+    if named:
+        return named.group(0)
+    return f"checks.{check_id} (readyctl explain {check_id})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    """A not-applicable declaration from readyctl.yaml."""
+
+    item: str
+    reason: str
+    owner: str
+    expires: dt.date | None = None
+
+
+@dataclasses.dataclass
+class ItemCoverage:
+    """One checklist item's state in a run."""
+
+    item: str
+    title: str
+    priority: Severity
+    status: str
+    required: bool
+    checks: list[str]
+    outcome: str | None = None  # worst scored status when verified: pass | warn | fail
+    verified_by: list[str] = dataclasses.field(default_factory=list)
+    missing: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    declaration: dict[str, Any] | None = None
+    paths: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the report's `checklist.items[]`)."""
+        d = dataclasses.asdict(self)
+        d["priority"] = self.priority.value
+        return d
+
+    @property
+    def blocks_gate(self) -> bool:
+        """Required and not verified (nor declared not applicable nor waived)."""
+        return self.required and self.status == UNVERIFIED
+
+    def gate_message(self) -> str:
+        """The gate's one sentence about this item."""
+        needs = "; ".join(dict.fromkeys(m["setting"] for m in self.missing)) or "a check for it"
+        return (
+            f"{self.priority.value} checklist item {item_label(self.item)} was not verified; "
+            f"needs: {needs}"
+        )
+
+
+def _path_of(r: Result) -> str | None:
+    value = r.evidence.get(CRITICAL_PATH_EVIDENCE) if r.evidence else None
+    return str(value) if value else None
+
+
+def _critical_paths(results: Sequence[Result], waived: set[tuple[str, str]]) -> list[dict]:
+    """Per critical path (smoke `covers:`): verified when a step of it was scored."""
+    by_path: dict[str, list[Result]] = {}
+    for r in results:
+        path = _path_of(r)
+        if path:
+            by_path.setdefault(path, []).append(r)
+    out = []
+    for path, rs in by_path.items():
+        scored = [r for r in rs if r.status in _SCORED and r.key not in waived]
+        worst = next((s.value for s in _WORST if any(r.status is s for r in scored)), None)
+        reasons = [r.reason or r.summary for r in rs if r.status not in _SCORED]
+        out.append(
+            {
+                "path": path,
+                "status": VERIFIED if scored else UNVERIFIED,
+                "outcome": worst,
+                "reasons": list(dict.fromkeys(reasons))[:3] if not scored else [],
+            }
+        )
+    return out
+
+
+def compute(
+    results: Sequence[Result],
+    metas: Mapping[str, CheckMeta],
+    *,
+    selected: Iterable[str],
+    waived: set[tuple[str, str]],
+    declared: Sequence[Declared],
+    require: Severity | None,
+    env_name: str,
+    today: dt.date,
+    smoke_check: str = "smoke.scenarios",
+) -> list[ItemCoverage]:
+    """Coverage of every checklist item by this run's results."""
+    selected = set(selected)
+    by_item: dict[str, list[str]] = {i: [] for i in ITEMS}
+    for cid, meta in metas.items():
+        for ref in meta.refs:
+            if ref in by_item:
+                by_item[ref].append(cid)
+    if smoke_check in metas:
+        by_item[CRITICAL_PATHS].append(smoke_check)
+    by_check: dict[str, list[Result]] = {}
+    for r in results:
+        by_check.setdefault(r.check_id, []).append(r)
+    decl = {d.item: d for d in declared}
+    out: list[ItemCoverage] = []
+    for item in ITEM_ORDER:
+        title, priority = ITEMS[item]
+        checks = sorted(by_item[item])
+        cov = ItemCoverage(
+            item=item,
+            title=title,
+            priority=priority,
+            status=UNVERIFIED,
+            required=requirement_met(priority, require),
+            checks=checks,
+        )
+        rs = [r for cid in checks for r in by_check.get(cid, [])]
+        scored = [r for r in rs if r.status in _SCORED and r.key not in waived]
+        d = decl.get(item)
+        expired = d is not None and d.expires is not None and d.expires < today
+        if d is not None:
+            cov.declaration = {
+                "reason": d.reason,
+                "owner": d.owner,
+                "expires": d.expires.isoformat() if d.expires else None,
+                "expired": expired,
+            }
+        if item == CRITICAL_PATHS:
+            cov.paths = _critical_paths(by_check.get(smoke_check, []), waived)
+        if scored:
+            cov.status = VERIFIED
+            cov.verified_by = sorted({r.check_id for r in scored})
+            cov.outcome = next(s.value for s in _WORST if any(r.status is s for r in scored))
+        elif d is not None and not expired:
+            cov.status = NOT_APPLICABLE
+        elif any(r.key in waived for r in rs):
+            cov.status = WAIVED
+        else:
+            cov.missing = _missing(checks, by_check, selected, env_name)
+        out.append(cov)
+    return out
+
+
+def _missing(
+    checks: Sequence[str],
+    by_check: Mapping[str, Sequence[Result]],
+    selected: set[str],
+    env_name: str,
+) -> list[dict[str, str]]:
+    """Why each of an unverified item's checks produced nothing scored, and what it needs."""
+    if not checks:
+        return [{"check": "", "reason": "no readyctl check covers this item yet", "setting": ""}]
+    rows: list[dict[str, str]] = []
+    for cid in checks:
+        rs = by_check.get(cid)
+        if not rs:
+            reason = "not selected" if cid not in selected else "produced no result"
+            rows.append({"check": cid, "reason": reason, "setting": _hint(reason, cid, env_name)})
+            continue
+        seen: set[str] = set()
+        for r in rs:
+            reason = r.reason or r.summary
+            setting = _hint(reason, cid, env_name)
+            if r.status is Status.ERROR:
+                reason, setting = f"error: {reason}", "fix the error and run again"
+            elif r.status is Status.BLOCKED:
+                reason, setting = f"blocked: {reason}", "fix the prerequisite it names"
+            if reason in seen:
+                continue
+            seen.add(reason)
+            rows.append({"check": cid, "reason": reason, "setting": setting})
+    return rows
+
+
+def summary(items: Sequence[ItemCoverage]) -> dict[str, int]:
+    """Counts by status, and how many required items are not verified."""
+    counts = {VERIFIED: 0, UNVERIFIED: 0, NOT_APPLICABLE: 0, WAIVED: 0}
+    for it in items:
+        counts[it.status] += 1
+    counts["required_unverified"] = sum(1 for it in items if it.blocks_gate)
+    return counts
