@@ -74,6 +74,8 @@ def report_of(ctx: Context, outcome: RunOutcome) -> Report:
         env_name=ctx.env_name,
         environment=ctx.environment,
         redactor=ctx.redactor,
+        catalog_metas={c.meta.id: c.meta for c in load_catalog()},
+        selected=list(outcome.metas),
     )
 
 

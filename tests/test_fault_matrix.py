@@ -14,7 +14,7 @@ import pytest
 
 from readyctl.demo.faults import FAULTS, MIGRATION_FAULTS
 from tests.conftest import repo_demo_context
-from tests.helpers import run_checks
+from tests.helpers import report_of, run_checks
 
 RED = ("fail", "error")
 
@@ -60,13 +60,32 @@ def test_faults_turn_exactly_their_checks_red(faults, faulty_demo) -> None:  # t
         "unexpected": {k: v for k, v in red.items() if k not in expected},
         "missing": expected - set(red),
     }
+    # a fault that breaks a critical or high check must stop the release: NOT READY
+    ctx = repo_demo_context(d)
+    severe = {cid for cid in expected if out.metas[cid].severity.value in ("critical", "high")}
+    report = report_of(ctx, out)
+    if severe:
+        assert report.verdict == "not_ready", (faults, report.data["gate"]["reasons"])
+        blocking = {g["check_id"] for g in report.data["gate"]["reasons"]}
+        assert blocking & severe, (faults, report.data["gate"]["reasons"])
 
 
 @pytest.mark.slow
 def test_healthy_demo_turns_nothing_red(faulty_demo) -> None:  # type: ignore[no-untyped-def]
     d = faulty_demo(own_pg=True)
-    out = run_checks(repo_demo_context(d), jobs=8, deadline_s=600)
+    ctx = repo_demo_context(d)
+    out = run_checks(ctx, jobs=8, deadline_s=600)
     assert _red(out) == {}
+    # READY >= 95 with every required checklist item verified, nothing declared n/a
+    report = report_of(ctx, out)
+    assert report.verdict == "ready", report.data["gate"]["reasons"]
+    assert report.score is not None and report.score >= 95
+    items = report.data["checklist"]["items"]
+    assert all(it["status"] == "verified" for it in items if it["required"]), items
+    assert not any(it["status"] == "not_applicable" for it in items)
+    paths = {p["path"]: p["status"] for p in items[0]["paths"]}
+    seed_paths = ("registration", "login", "counseling-session", "email", "payment")
+    assert all(paths.get(p) == "verified" for p in (*seed_paths, "crisis-detection")), paths
 
 
 def test_every_mapped_check_exists() -> None:

@@ -43,8 +43,10 @@ def _root(
     """Production-readiness checks for HTTP APIs with PostgreSQL."""
 
 
+from readyctl.cli import baseline as _baseline  # noqa: E402
 from readyctl.cli import catalog as _catalog  # noqa: E402
 from readyctl.cli import check as _check  # noqa: E402
+from readyctl.cli import config_cmd as _config_cmd  # noqa: E402
 from readyctl.cli import db as _db  # noqa: E402
 from readyctl.cli import demo as _demo  # noqa: E402
 from readyctl.cli import env as _env  # noqa: E402
@@ -62,6 +64,8 @@ _report.register(app)
 _db.register(app)
 _smoke.register(app)
 _load.register(app)
+_baseline.register(app)
+_config_cmd.register(app)
 
 
 def main() -> None:

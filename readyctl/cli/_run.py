@@ -196,6 +196,11 @@ def validate_check_settings(loaded: Any, cfg: Any, catalog: Any) -> None:
         problem = settings_problem(catalog.checks[cid], raw)
         if problem is not None:
             loc, message = problem
+            if cfg.version < 2:
+                message += (
+                    " (this config is version 1, which did not check settings; "
+                    "`readyctl config migrate` lists every change)"
+                )
             raise loaded.error(("checks", cid, *loc), message)
 
 

@@ -18,8 +18,9 @@ from readyctl.cli._common import (
 EXIT_HELP = (
     "Exit codes, first that applies: 2 usage or config error (nothing ran); 130 interrupted; "
     "1 not ready (a blocking failure, score under fail_under, a regression or an expired "
-    "waiver); 3 inconclusive (no blocking failure, but a critical check errored or is "
-    "blocked); 0 ready."
+    "waiver); 3 inconclusive (no blocking failure, but a required checklist item was not "
+    "verified, or a critical check errored or is blocked); 0 ready: every required checklist "
+    "item was verified and held."
 )
 
 
@@ -49,10 +50,10 @@ def register(app: typer.Typer) -> None:
         out: Path | None = OUT_OPT,
         format: str | None = FORMAT_OPT,
         only: list[str] = typer.Option(
-            [], "--only", help="Run only checks matching an id glob, tag or category (repeat)."
+            [], "--only", help="Run only checks matching an id glob, tag or category (repeat, or a comma list)."
         ),
         skip: list[str] = typer.Option(
-            [], "--skip", help="Skip checks matching an id glob, tag or category (repeat)."
+            [], "--skip", help="Skip checks matching an id glob, tag or category (repeat, or a comma list)."
         ),
         jobs: int | None = typer.Option(None, "--jobs", "-j", help="Checks run in parallel."),
         deadline: str | None = typer.Option(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,4 +129,27 @@ def _needs(it: dict[str, Any]) -> str:
 def origin_line(data: dict[str, Any]) -> str:
     """Where the target came from, e.g. `base_url: command line --base-url; ...`."""
     origin = (data.get("target") or {}).get("origin") or {}
-    return "; ".join(f"{k}: {v}" for k, v in origin.items())
+    grouped: dict[str, list[str]] = {}
+    for key, where in origin.items():
+        grouped.setdefault(str(where), []).append(str(key))
+    return "; ".join(f"{', '.join(keys)}: {where}" for where, keys in grouped.items())
+
+
+def compared_with(baseline: Mapping[str, Any]) -> str:
+    """'compared with run X (started_at, score S, pinned|newest passing)' for a baseline block.
+
+    Reports written before the block named its run show the path alone.
+    """
+    run = baseline.get("run") or baseline.get("path") or "-"
+    parts = []
+    if baseline.get("started_at"):
+        parts.append(str(baseline["started_at"]))
+    score = baseline.get("score")
+    parts.append(f"score {score:g}" if isinstance(score, int | float) else "score -")
+    if baseline.get("pinned"):
+        parts.append("pinned")
+    elif baseline.get("selected_by") == "given":
+        parts.append("given")
+    elif "pinned" in baseline:
+        parts.append("newest passing")
+    return f"compared with run {run} ({', '.join(parts)})"
