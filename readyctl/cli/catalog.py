@@ -2,7 +2,110 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import typer
+
+_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
+_FORMATS = {"date": "date", "date-time": "datetime"}
+_BOUNDS = (
+    ("exclusiveMinimum", ">"),
+    ("minimum", ">="),
+    ("exclusiveMaximum", "<"),
+    ("maximum", "<="),
+)
+
+
+def settings_rows(model: Any) -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) of every setting of a CheckSettings model.
+
+    Taken from the model's JSON schema, so `explain` shows what `readyctl schema` checks.
+    Keys of nested models are dotted (`deprecated[].sunset`: a mapping inside a list).
+    """
+    schema = model.model_json_schema()
+    rows: list[tuple[str, str, str, str]] = []
+    _walk(schema, schema.get("$defs", {}), "", rows)
+    return rows
+
+
+def _walk(obj: dict[str, Any], defs: dict[str, Any], prefix: str, rows: list[Any]) -> None:
+    for key, node in obj.get("properties", {}).items():
+        default = _default_text(node["default"]) if "default" in node else "required"
+        rows.append((prefix + key, _type_text(node, defs), default, node.get("description", "")))
+        for suffix, nested in _nested_models(node, defs):
+            _walk(nested, defs, f"{prefix}{key}{suffix}.", rows)
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref", "")
+    return defs.get(ref.rsplit("/", 1)[-1], {}) if ref.startswith("#/$defs/") else node
+
+
+def _nested_models(
+    node: dict[str, Any], defs: dict[str, Any], suffix: str = ""
+) -> list[tuple[str, dict[str, Any]]]:
+    """Models reachable from `node` through unions and lists, with the key suffix ("[]")."""
+    node = _resolve(node, defs)
+    if "properties" in node:
+        return [(suffix, node)]
+    found: list[tuple[str, dict[str, Any]]] = []
+    for branch in node.get("anyOf", []) + node.get("oneOf", []):
+        found += _nested_models(branch, defs, suffix)
+    if isinstance(node.get("items"), dict):
+        found += _nested_models(node["items"], defs, suffix + "[]")
+    return found
+
+
+def _type_text(node: dict[str, Any], defs: dict[str, Any]) -> str:
+    """A short type: `str`, `float (> 0)`, `list[str]`, `"auto" | bool`, `mapping`."""
+    bounds = [f"{word} {_number(node[k])}" for k, word in _BOUNDS if k in node]
+    if "minLength" in node and node["minLength"] > 0 and "type" in node:
+        bounds.append("not empty")
+    text = _bare_type(node, defs)
+    return f"{text} ({', '.join(bounds)})" if bounds else text
+
+
+def _bare_type(node: dict[str, Any], defs: dict[str, Any]) -> str:
+    node = _resolve(node, defs)
+    if "const" in node:
+        return json.dumps(node["const"])
+    if "enum" in node:
+        return " | ".join(json.dumps(v) for v in node["enum"])
+    branches = node.get("anyOf") or node.get("oneOf")
+    if branches:
+        parts = [_type_text(b, defs) for b in branches if b.get("type") != "null"]
+        return " | ".join(dict.fromkeys(parts)) or "null"
+    kind = node.get("type")
+    if kind == "array":
+        items = node.get("items")
+        return f"list[{_type_text(items, defs)}]" if isinstance(items, dict) else "list"
+    if kind == "object":
+        extra = node.get("additionalProperties")
+        if "properties" not in node and isinstance(extra, dict):
+            return f"dict[str, {_type_text(extra, defs)}]"
+        return "mapping"
+    if kind == "string":
+        return _FORMATS.get(node.get("format", ""), "str")
+    if isinstance(kind, list):
+        return " | ".join(_JSON_TYPES.get(k, k) for k in kind if k != "null")
+    if "properties" in node:
+        return "mapping"
+    return _JSON_TYPES.get(kind, "any") if kind else "any"
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _number(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +118,9 @@ def register(app: typer.Typer) -> None:
     )
     def list_(
         format: str = typer.Option("table", "--format", "-f", help="table or json."),
-        only: list[str] = typer.Option([], "--only", help="Id glob, tag or category (repeat)."),
+        only: list[str] = typer.Option(
+            [], "--only", help="Id glob, tag or category (repeat, or a comma list)."
+        ),
     ) -> None:
         import json
 
@@ -26,7 +131,9 @@ def register(app: typer.Typer) -> None:
         if format not in ("table", "json"):
             typer.echo(f"error: --format {format!r}: choose table or json", err=True)
             raise typer.Exit(2)
-        checks = select(load_catalog(), only, ())
+        from readyctl.cli._run import split_patterns
+
+        checks = select(load_catalog(), split_patterns(only), ())
         if format == "json":
             rows = [
                 {
@@ -104,9 +211,32 @@ def register(app: typer.Typer) -> None:
         if callable(extra):
             out.print("")
             out.print(extra())
+        _print_settings(out, cls)
         out.print(f"\n[bold]Needs[/]  {', '.join(r.value for r in m.requires) or 'nothing'}")
         if m.refs:
             out.print(f"[bold]Seed items[/]  {', '.join(m.refs)}")
         if m.tags:
             out.print(f"[bold]Tags[/]  {', '.join(m.tags)}")
         out.print(f"[bold]Timeout[/]  {m.timeout_s:g} s{'  (exclusive)' if m.exclusive else ''}")
+
+
+def _print_settings(out: Any, cls: Any) -> None:
+    """The check's settings: key, type, default and what it does (or "none")."""
+    from rich.markup import escape
+
+    model = getattr(cls, "Settings", None)
+    if model is None:
+        out.print("\n[bold]Settings[/]  not declared (a free-form mapping)")
+        return
+    rows = settings_rows(model)
+    if not rows:
+        out.print("\n[bold]Settings[/]  none")
+        return
+    out.print(
+        f"\n[bold]Settings[/]  readyctl.yaml: checks: {{{escape(cls.meta.id)}: {{KEY: VALUE}}}}"
+    )
+    for key, kind, default, description in rows:
+        line = f"  {key} ({kind}; default {default})"
+        if description:
+            line += f": {description}"
+        out.print(escape(line), soft_wrap=True)

@@ -50,10 +50,14 @@ def register(app: typer.Typer) -> None:
         out: Path | None = OUT_OPT,
         format: str | None = FORMAT_OPT,
         only: list[str] = typer.Option(
-            [], "--only", help="Run only checks matching an id glob, tag or category (repeat, or a comma list)."
+            [],
+            "--only",
+            help="Run only checks matching an id glob, tag or category (repeat, or a comma list).",
         ),
         skip: list[str] = typer.Option(
-            [], "--skip", help="Skip checks matching an id glob, tag or category (repeat, or a comma list)."
+            [],
+            "--skip",
+            help="Skip checks matching an id glob, tag or category (repeat, or a comma list).",
         ),
         jobs: int | None = typer.Option(None, "--jobs", "-j", help="Checks run in parallel."),
         deadline: str | None = typer.Option(

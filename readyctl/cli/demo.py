@@ -18,11 +18,15 @@ def register(app: typer.Typer) -> None:
     "Examples:\n\n  readyctl demo up\n\n  readyctl demo up --fault no-hsts --fault slow-counsel",
 )
 def up(
-    fault: list[str] = typer.Option([], "--fault", help="Switch a fault on (repeat)."),
+    fault: list[str] = typer.Option(
+        [], "--fault", help="Switch a fault on (repeat, or a comma list)."
+    ),
 ) -> None:
+    from readyctl.cli._run import split_patterns
     from readyctl.demo.__main__ import run_foreground
     from readyctl.demo.faults import FAULTS
 
+    fault = split_patterns(fault)
     unknown = [f for f in fault if f not in FAULTS]
     if unknown:
         typer.echo(
