@@ -246,3 +246,23 @@ def test_config_version_1_still_loads_and_migrate_explains(tmp_path: Path, ready
     assert r.code == 1 and "checks.http.reachable.pth" in r.out
     text = cfg.read_text()
     assert "version: 2  # old" in text and text.startswith("# my config\n")
+
+
+@pytest.mark.slow
+def test_load_with_a_failed_threshold_exits_1(tmp_path: Path, readyctl) -> None:  # type: ignore[no-untyped-def]
+    """`readyctl load` on the demo's slow-counsel fault: p95 over the limit is exit 1.
+
+    load.thresholds is high; before, block_on defaulted to critical and the command said READY.
+    """
+    (tmp_path / "readyctl.yaml").write_text(
+        DEMO_CONFIG + "    faults: [slow-counsel]\n    allow: ['load.*']\n"
+    )
+    r = readyctl(
+        "load", "--users", "4", "--spawn-rate", "20", "--duration", "6s", "--format", "json",
+        "--no-color", timeout=240,
+    )  # fmt: skip
+    data = _report(tmp_path)
+    failed = [x for x in data["results"] if x["id"] == "load.thresholds" and x["status"] == "fail"]
+    assert failed, [(x["subject"], x["status"], x["summary"]) for x in data["results"]]
+    assert any(x["subject"].endswith("p95_ms") for x in failed)
+    assert r.code == 1, r.out + r.err
