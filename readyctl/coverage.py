@@ -184,8 +184,13 @@ def compute(
     env_name: str,
     today: dt.date,
     smoke_check: str = "smoke.scenarios",
+    scope_to_selection: bool = False,
 ) -> list[ItemCoverage]:
-    """Coverage of every checklist item by this run's results."""
+    """Coverage of every checklist item by this run's results.
+
+    `scope_to_selection` (focused commands such as `readyctl smoke`): only items with a
+    selected check can be required; the rest of the checklist is not this command's job.
+    """
     selected = set(selected)
     by_item: dict[str, list[str]] = {i: [] for i in ITEMS}
     for cid, meta in metas.items():
@@ -207,7 +212,8 @@ def compute(
             title=title,
             priority=priority,
             status=UNVERIFIED,
-            required=requirement_met(priority, require),
+            required=requirement_met(priority, require)
+            and (not scope_to_selection or any(c in selected for c in checks)),
             checks=checks,
         )
         rs = [r for cid in checks for r in by_check.get(cid, [])]

@@ -128,6 +128,7 @@ def build_report(
     catalog_metas: Mapping[str, CheckMeta] | None = None,
     selected: Sequence[str] | None = None,
     target_origin: Mapping[str, str] | None = None,
+    focused: bool = False,
 ) -> Report:
     """Waivers, score, gate and assembly; every string passes through the redactor."""
     from readyctl import history as _history
@@ -177,6 +178,7 @@ def build_report(
         comparison["path"] = baseline_path
         if baseline_info is not None:
             # which run this one compared with: run id or path, started_at, verdict, pinned
+            # and how it was chosen (pin | newest_passing | given)
             comparison.update(
                 {
                     "path": baseline_info.get("path", baseline_path),
@@ -184,6 +186,7 @@ def build_report(
                     "started_at": baseline_info.get("started_at"),
                     "verdict": baseline_info.get("verdict"),
                     "pinned": bool(baseline_info.get("pinned")),
+                    "selected_by": baseline_info.get("selected_by"),
                 }
             )
         regression = _history.regressions(comparison, config.gate.max_regression, waived)
@@ -201,6 +204,7 @@ def build_report(
         require=config.gate.require_severity,
         env_name=env_name,
         today=today,
+        scope_to_selection=focused,
     )
     unverified = [
         GateReason("unverified", redactor.text(it.gate_message()), None, it.item)
@@ -217,6 +221,7 @@ def build_report(
         regression=regression,
         interrupted=outcome.interrupted,
         unverified=unverified,
+        errors_are_inconclusive=focused,
     )
     counts = Counter(r.status.value for r in results)
     categories = []
@@ -235,6 +240,7 @@ def build_report(
             "reasons": [redactor.value(g.to_dict()) for g in decision.reasons],
             "block_on": config.gate.block_on.value,
             "require": config.gate.require,
+            "focused": focused,
             "fail_under": config.gate.fail_under,
             "max_regression": config.gate.max_regression,
         },

@@ -134,6 +134,7 @@ def decide(
     regression: Sequence[GateReason] = (),
     interrupted: bool = False,
     unverified: Sequence[GateReason] = (),
+    errors_are_inconclusive: bool = False,
 ) -> GateDecision:
     """Apply the gate: blocking fails, fail_under, regressions, expired waivers, coverage.
 
@@ -156,11 +157,14 @@ def decide(
                     r.subject,
                 )
             )
-        elif r.status in (Status.ERROR, Status.BLOCKED) and meta.severity is Severity.CRITICAL:
+        elif r.status in (Status.ERROR, Status.BLOCKED) and (
+            meta.severity is Severity.CRITICAL or errors_are_inconclusive
+        ):
             inconclusive.append(
                 GateReason(
                     "inconclusive",
-                    f"critical check {r.check_id} {r.status.value}: {r.reason or r.summary}",
+                    f"{meta.severity.value} check {r.check_id} {r.status.value}: "
+                    f"{r.reason or r.summary}",
                     r.check_id,
                     r.subject,
                 )

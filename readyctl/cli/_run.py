@@ -227,6 +227,13 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
         None if opts.no_defaults_config else (Path(config_path) if config_path else None)
     )
     cfg = loaded.config
+    if opts.fixed_selection:
+        # a focused command judges only its own checks: any unwaived fail blocks, whatever
+        # its severity, and the score threshold does not apply (k6 thresholds, pytest tests)
+        from readyctl.check import Severity
+
+        focused_gate = cfg.gate.model_copy(update={"block_on": Severity.INFO, "fail_under": 0})
+        cfg = cfg.model_copy(update={"gate": focused_gate})
     if opts.settings_overrides:
         merged = {k: dict(v) for k, v in cfg.checks.items()}
         for cid, extra in opts.settings_overrides.items():
@@ -382,6 +389,7 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
         catalog_metas={c.meta.id: c.meta for c in catalog},
         selected=[c.meta.id for c in selected],
         target_origin=origin,
+        focused=bool(opts.fixed_selection),
     )
     report.data["history"] = [
         *trend,

@@ -14,9 +14,15 @@ BROKEN = GOOD_ENV.replace(
 
 
 def _setup(tmp_path: Path, env_text: str, waivers: str = "") -> None:
-    (tmp_path / ".env.production").write_text(env_text)
+    """An env-only production environment; these tests are about waivers and baselines, so
+    the checklist does not gate (`require: none`) and the env file is platform-rendered."""
+    env = tmp_path / ".env.production"
+    env.write_text(env_text)
+    env.chmod(0o600)
     (tmp_path / "readyctl.yaml").write_text(
-        "environments:\n  prod:\n    env_file: .env.production\n    production: true\n" + waivers
+        "environments:\n  prod:\n    env_file: .env.production\n    production: true\n"
+        "gate: {require: none}\n"
+        "checks:\n  secrets.no_plain_env: {platform_rendered: true}\n" + waivers
     )
 
 

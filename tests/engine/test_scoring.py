@@ -104,8 +104,18 @@ def test_gate_precedence() -> None:
     nr = decide(both, metas, 95, gate)
     assert (nr.verdict, nr.exit_code) == ("not_ready", 1)
     high_fail = [Result.failed("h.x", "s", "bad")]
-    assert decide(high_fail, metas, 95, gate).exit_code == 0
-    assert decide(high_fail, metas, 95, GateConfig(block_on=Severity.HIGH)).exit_code == 1
+    assert decide(high_fail, metas, 95, gate).exit_code == 1  # block_on defaults to high
+    assert decide(high_fail, metas, 95, GateConfig(block_on=Severity.CRITICAL)).exit_code == 0
+    # a required checklist item nothing verified: inconclusive whatever the score
+    from readyctl.scoring import GateReason
+
+    unverified = [GateReason("unverified", "critical checklist item 7 was not verified")]
+    inc = decide([Result.passed("c.x", "s", "ok")], metas, 100, gate, unverified=unverified)
+    assert (inc.verdict, inc.exit_code) == ("inconclusive", 3)
+    assert inc.reasons[0].code == "unverified"
+    # ...but a blocking failure still says not ready
+    nr = decide(high_fail, metas, 100, gate, unverified=unverified)
+    assert nr.verdict == "not_ready"
     low = decide([Result.passed("c.x", "s", "ok")], metas, 79.9, gate)
     assert low.exit_code == 1 and low.reasons[0].code == "score"
     intr = decide(both, metas, 95, gate, interrupted=True)
