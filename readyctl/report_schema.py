@@ -119,6 +119,42 @@ RESULT_SCHEMA: dict[str, Any] = {
     },
 }
 
+# The run this one compared with (`--baseline`); null when there was none. `run`,
+# `started_at`, `verdict`, `pinned` and `selected_by` were added after `path`, `score`,
+# `score_delta` and `changes`: older reports lack them.
+BASELINE_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "properties": {
+        "path": {"type": ["string", "null"], "description": "the baseline report read"},
+        "run": {
+            "type": ["string", "null"],
+            "description": "history run id (file stem under the history directory) or a path",
+        },
+        "started_at": {"type": ["string", "null"]},
+        "verdict": {"enum": ["ready", "not_ready", "inconclusive", None]},
+        "score": {"type": ["number", "null"], "description": "the baseline run's score"},
+        "score_delta": {"type": ["number", "null"], "description": "this score minus that one"},
+        "pinned": {
+            "type": "boolean",
+            "description": "pinned with `readyctl baseline pin` (else the newest passing run)",
+        },
+        "selected_by": {"enum": ["pin", "newest_passing", "given"]},
+        "changes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "subject", "from", "to"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "subject": {"type": "string"},
+                    "from": _STATUS,
+                    "to": _STATUS,
+                },
+            },
+        },
+    },
+}
+
 REPORT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "readiness.json",
@@ -194,5 +230,7 @@ REPORT_SCHEMA: dict[str, Any] = {
         "counts": {"type": "object"},
         "categories": {"type": "array"},
         "results": {"type": "array", "items": RESULT_SCHEMA},
+        "selection_key": {"type": "string"},
+        "baseline": BASELINE_SCHEMA,
     },
 }

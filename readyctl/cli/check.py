@@ -69,7 +69,9 @@ def register(app: typer.Typer) -> None:
         baseline: str | None = typer.Option(
             None,
             "--baseline",
-            help="Compare with a readiness.json, or 'last' (same env and selection).",
+            help="Compare with a readiness.json or history run id, or 'last': the run pinned "
+            "with `readyctl baseline pin`, else the newest run of the same env and selection "
+            "whose gate passed.",
         ),
         no_history: bool = typer.Option(
             False, "--no-history", help="Do not keep this run under .readyctl/history/."

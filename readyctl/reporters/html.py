@@ -20,7 +20,7 @@ from markupsafe import Markup
 from readyctl import resource_dir
 from readyctl.redact import MASK, global_redactor, is_secret_name
 from readyctl.report import Report
-from readyctl.reporters import checklist_rows, origin_line
+from readyctl.reporters import checklist_rows, compared_with, origin_line
 
 FILE_NAME = "readiness.html"
 TEMPLATE = "report.html.j2"
@@ -474,6 +474,7 @@ def context(report: Report) -> dict[str, Any]:
         delta = _float(baseline.get("score_delta"))
         baseline = {
             **baseline,
+            "compared": "C" + compared_with(baseline)[1:],
             "delta": f"{delta:+g}" if delta is not None else "\u2013",
             "trend": "up" if (delta or 0) > 0 else "down" if (delta or 0) < 0 else "flat",
             "changes": [

@@ -10,7 +10,7 @@ from typing import Any
 
 from readyctl.redact import global_redactor
 from readyctl.report import Report
-from readyctl.reporters import checklist_rows, origin_line
+from readyctl.reporters import checklist_rows, compared_with, origin_line
 
 FILE_NAME = "readiness.md"
 MAX_CELL = 300  # characters of one value in a table cell
@@ -199,6 +199,8 @@ def render(report: Report) -> str:
             f"Score {_num(data.get('score'))} against {_num(baseline.get('score'))} "
             f"({delta_text} points) in {esc(baseline.get('path') or '-')}."
         )
+        label = compared_with(baseline)
+        lines += ["", esc(label[:1].upper() + label[1:], 400) + "."]
         changes = baseline.get("changes") or []
         if changes:
             lines.append("")

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from readyctl.redact import global_redactor
 from readyctl.report import Report
-from readyctl.reporters import checklist_rows, origin_line
+from readyctl.reporters import checklist_rows, compared_with, origin_line
 
 STATUS_STYLE = {
     "pass": ("PASS", "green"),
@@ -184,6 +184,7 @@ def render(
                 f"{len(base.get('changes') or [])} results changed status"
             )
         )
+        lines.append(Text(f"  {red.text(compared_with(base))}", style="dim"))
         for c in (base.get("changes") or [])[:10]:
             lines.append(Text(f"  {c['id']} [{red.text(c['subject'])}] {c['from']} -> {c['to']}"))
     origin = origin_line(data)

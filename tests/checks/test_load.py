@@ -16,8 +16,10 @@ from readyctl.checks.load._run import normalize_profiles
 from readyctl.checks.load.regression import find_baseline
 from readyctl.checks.load.thresholds import merged_thresholds
 
+from readyctl.check import settings_problem
 from readyctl.config import Config
 from readyctl.loadrun import percentile
+from readyctl.registry import load_catalog
 from tests.conftest import ROOT, demo_context
 from tests.helpers import make_context, report_of, results_of, run_checks, statuses
 
@@ -313,15 +315,19 @@ def test_a_broken_locustfile_is_an_error_in_seconds(healthy_demo: Any, tmp_path:
     assert "no requests" in r.summary
 
 
-def test_bad_settings_are_config_errors(healthy_demo: Any) -> None:
-    ctx = _context(healthy_demo, {"duration": "soon"})
+def test_bad_settings_are_refused_up_front_or_are_config_errors(healthy_demo: Any) -> None:
+    # the typed settings refuse these before anything runs (readyctl exits 2)
+    cls = load_catalog().get("load.thresholds")
+    loc, why = settings_problem(cls, {"duration": "soon"}) or ((), "")
+    assert loc == ("duration",) and "soon" in why
+    loc, why = settings_problem(cls, {"thresholds": {"overall": {"p42_ms": 3}}}) or ((), "")
+    assert loc == ("thresholds", "overall", "p42_ms") and "p95_ms" in why
+    # what only the run can tell (users against max_users) is a config error of the check
+    ctx = _context(healthy_demo, {"users": 2000})
     out = run_checks(ctx, only=["load.thresholds"], deadline_s=30)
     (r,) = results_of(out, "load.thresholds").values()
     assert r.status.value == "error" and r.error_reason.value == "config"
-    ctx = _context(healthy_demo, {"thresholds": {"overall": {"p42_ms": 3}}})
-    out = run_checks(ctx, only=["load.thresholds"], deadline_s=30)
-    (r,) = results_of(out, "load.thresholds").values()
-    assert r.status.value == "error" and "p42_ms" in r.summary
+    assert "users must be between 1 and 1000" in r.summary
 
 
 # -- units -----------------------------------------------------------------------------------
@@ -370,7 +376,12 @@ def test_baseline_last_is_the_newest_run_of_this_environment_with_load(tmp_path:
                     "evidence": {"run": {"users": users, "profiles": {"a": {"users": users}}}},
                 }
             )
-        data = {"started_at": started, "environment": {"name": env}, "results": results}
+        data = {
+            "started_at": started,
+            "environment": {"name": env},
+            "gate": {"passed": True},  # only a passing run is a baseline
+            "results": results,
+        }
         (hist / name).write_text(json.dumps(data))
 
     write("1.json", "2026-01-01T00:00:00", "demo", True)
