@@ -272,10 +272,11 @@ def settings_problem(cls: type[Check], raw: Any) -> tuple[tuple[str | int, ...],
         model.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        loc = tuple(first["loc"])
+        labelled = tuple(first["loc"])
+        loc = _input_loc(raw, labelled)
         if first["type"] == "extra_forbidden":
             key = str(loc[-1])
-            fields = _nested_fields(model, loc[:-1])
+            fields = _nested_fields(model, labelled[:-1])
             close = difflib.get_close_matches(key, fields, n=1, cutoff=0.5)
             if not close:
                 close = [f for f in fields if key in f or f in key][:1]
@@ -291,25 +292,65 @@ def settings_problem(cls: type[Check], raw: Any) -> tuple[tuple[str | int, ...],
     return None
 
 
-def _nested_fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """Field names of the model reached by following `loc` (best effort)."""
+def _input_loc(raw: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`loc` as a path into the input: without the labels pydantic adds for union members
+    (`LoadTask`, `tuple[...]`, a tag) and for dict keys (`[key]`). A last part naming a field
+    that is not in the input (a missing one) stays."""
+    out: list[str | int] = []
+    node = raw
+    for i, part in enumerate(loc):
+        indexes = isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node)
+        if indexes or (isinstance(node, dict) and part in node):
+            node = node[part]
+        elif not (i == len(loc) - 1 and isinstance(node, dict) and part != "[key]"):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _models_in(annotation: Any) -> list[tuple[str | None, type[BaseModel]]]:
+    """(union tag, model) for each pydantic model inside an annotation (through unions,
+    Annotated and containers)."""
     import typing
 
-    current: Any = model
+    from pydantic import Tag
+
+    out: list[tuple[str | None, type[BaseModel]]] = []
+
+    def walk(ann: Any, tag: str | None) -> None:
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.append((tag, ann))
+        elif typing.get_origin(ann) is typing.Annotated:
+            base, *meta = typing.get_args(ann)
+            walk(base, next((m.tag for m in meta if isinstance(m, Tag)), tag))
+        else:
+            for arg in typing.get_args(ann):
+                walk(arg, tag)
+
+    walk(annotation, None)
+    return out
+
+
+def _nested_fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """Field names of the model reached by following pydantic's `loc` (best effort): list
+    indexes and dict keys are stepped over, a union member's label picks that member."""
+
+    def keys(m: type[BaseModel]) -> dict[str, Any]:  # as written in the config: aliases
+        return {info.alias or name: info for name, info in m.model_fields.items()}
+
+    candidates: list[tuple[str | None, type[BaseModel]]] = [(None, model)]
     for part in loc:
-        if isinstance(part, int):
+        named = [m for tag, m in candidates if part in (tag, m.__name__)]
+        if named:
+            candidates = [(None, named[0])]
             continue
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
+        holders = [m for _, m in candidates if part in keys(m)]
+        if not holders:
+            continue  # a list index, a dict key or another label
+        candidates = _models_in(keys(holders[0])[part].annotation)
+        if not candidates:
             return []
-        ann = fields[part].annotation
-        candidates = [ann, *typing.get_args(ann)]
-        current = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-        if current is None:
-            return []
-    return list(getattr(current, "model_fields", {}))
+    return sorted({f for _, m in candidates for f in keys(m)})
 
 
 def registered() -> Iterator[type[Check]]:

@@ -570,8 +570,69 @@ def _load_waivers_file(config_path: Path, name: str) -> list[Waiver]:
 
 
 def config_json_schema() -> dict[str, Any]:
-    """JSON Schema of readyctl.yaml, for editors."""
-    schema = Config.model_json_schema()
+    """JSON Schema of readyctl.yaml, for editors.
+
+    `checks:` names every known check (built-in and plugin) with its typed settings, and no
+    other key, so an editor completes check ids and setting keys and flags typos.
+    """
+    from pydantic import create_model
+
+    from readyctl.registry import load_catalog  # here: importing config must not load checks
+
+    fields: dict[str, Any] = {}
+    for i, cls in enumerate(load_catalog()):
+        settings: Any = cls.Settings if cls.Settings is not None else dict[str, Any]
+        fields[f"check_{i}"] = (
+            settings,
+            Field(default_factory=dict, alias=cls.meta.id, description=cls.meta.title),
+        )
+    checks = create_model(  # type: ignore[call-overload]
+        "CheckSettingsById", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    with_checks = create_model(  # type: ignore[call-overload]
+        "Config",
+        __base__=Config,
+        checks=(
+            checks,
+            Field(default_factory=dict, description="per-check settings by check id"),
+        ),
+    )
+    schema = with_checks.model_json_schema()
+    _inline_checks(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "readyctl.yaml"
     return schema
+
+
+def _inline_checks(schema: dict[str, Any]) -> None:
+    """Put `checks:` and each check's settings schema in place of their `$ref`s.
+
+    Editors then show `properties.checks.properties[ID]` directly (titled with the check id);
+    models nested inside settings stay in `$defs`.
+    """
+    import json
+
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def inline(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref", "")
+        if not ref.startswith("#/$defs/"):
+            return node
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return {**defs[ref.rsplit("/", 1)[-1]], **rest}
+
+    checks = inline(schema["properties"]["checks"])
+    checks.pop("title", None)
+    for cid, node in checks.get("properties", {}).items():
+        checks["properties"][cid] = {**inline(node), "title": cid}
+    schema["properties"]["checks"] = checks
+    # drop the definitions nothing refers to any more
+    while True:
+        text = json.dumps({k: v for k, v in schema.items() if k != "$defs"}) + json.dumps(defs)
+        unused = [name for name in defs if f'"#/$defs/{name}"' not in text]
+        if not unused:
+            break
+        for name in unused:
+            del defs[name]
+    if not defs:
+        schema.pop("$defs", None)

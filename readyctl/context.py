@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from readyctl.errors import DeadlineExceeded
 from readyctl.redact import Redactor
+from readyctl.secretnames import is_secret, secret_shape
 
 if TYPE_CHECKING:
     import httpx
@@ -195,7 +196,13 @@ class Context:
             values.update(read_env_file(file))
             origins.append(str(file))
         src = EnvSource(values, " + ".join(origins), file)
-        secret_names = [n for n, r in self.config.env.rules.items() if r.secret]
+        # redaction never trusts a "not a secret" verdict: the redactor also masks every
+        # secret-named variable, and a well-known secret shape is masked whatever its rule says
+        rules = self.config.env.rules
+        secret_names = [n for n, r in rules.items() if r.secret]
+        secret_names += [
+            n for n, v in values.items() if v and (secret_shape(v) or is_secret(n, v, rules=rules))
+        ]
         self.redactor.add_env(values, secret_names)
         with self.state.lock:
             self.state.cache[key] = src

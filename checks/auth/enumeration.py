@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import Field
 from readyctl.checks.auth._login import credentials, login_request
 from readyctl.checks.health._http import Answer, TargetError
 
@@ -14,6 +15,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -70,6 +72,17 @@ def difference(unknown: Answer, again: Answer, known: Answer) -> str | None:
     return None
 
 
+class Settings(CheckSettings):
+    """Settings of auth.enumeration."""
+
+    unknown_username: str | None = Field(
+        None,
+        min_length=1,
+        description="account name for the unknown-account logins (default: a random address "
+        "at the test account's domain)",
+    )
+
+
 class LoginEnumeration(Check):
     """Three failed logins: an unknown account twice (to learn per-request fields), then the
     test account with a wrong password; status, JSON keys and messages must match.
@@ -101,6 +114,7 @@ class LoginEnumeration(Check):
         timeout_s=45,
         tags=("auth", "security"),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for the login endpoint."""
@@ -124,7 +138,8 @@ class LoginEnumeration(Check):
             if "@" in known_user
             else f"readyctl-nobody-{tag}"
         )
-        unknown_user = str(ctx.settings().get("unknown_username", default_unknown))
+        s: Settings = ctx.settings()
+        unknown_user = s.unknown_username or default_unknown
         client = ctx.http(timeout=15)
         try:
             unknown = login_request(ctx, client, unknown_user, wrong)

@@ -6,15 +6,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pydantic import Field
 from readyctl.checks.auth._jwt import Jwt, encode, foreign_key, hmac_verifies, sign
 from readyctl.checks.auth._login import bearer
-from readyctl.checks.health._http import Answer, TargetError, fetch
+from readyctl.checks.health._http import Answer, HttpMethod, TargetError, fetch
 
 from readyctl.check import (
     Capability,
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -25,6 +27,29 @@ from readyctl.result import ErrorReason, Result
 Call = Callable[[str], Answer]
 SUBJECTS = ("alg-none", "foreign-key", "expired")
 NONE_SPELLINGS = ("none", "None", "NONE")
+
+
+class Settings(CheckSettings):
+    """Settings of auth.jwt_tampering."""
+
+    method: HttpMethod = Field("GET", description="method of the protected route")
+    path: str = Field(
+        "/v1/auth/me", description="a protected route that answers 2xx to the test session"
+    )
+    expired_token_var: str = Field(
+        "READYCTL_AUTH_EXPIRED_TOKEN",
+        min_length=1,
+        description="variable (readyctl's environment) holding an expired token the target issued",
+    )
+    secret_var: str = Field(
+        "JWT_SECRET",
+        min_length=1,
+        description="the target's HMAC signing secret in its env file, to sign an expired "
+        "token when none is given",
+    )
+    expired_by_s: int = Field(
+        3600, gt=0, description="how many seconds ago the self-signed token expired"
+    )
 
 
 class JwtTampering(Check):
@@ -59,12 +84,13 @@ class JwtTampering(Check):
         timeout_s=45,
         tags=("auth", "security", "jwt"),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Positive control, then one result per tampered property."""
-        s = ctx.settings()
-        method = str(s.get("method", "GET")).upper()
-        path = str(s.get("path", "/v1/auth/me"))
+        s: Settings = ctx.settings()
+        method = s.method
+        path = s.path
         route = f"{method} {path}"
         try:
             session = ctx.auth()
@@ -163,11 +189,9 @@ class JwtTampering(Check):
             route,
         )
 
-    def _expired(
-        self, ctx: Context, s: dict[str, Any], token: Jwt, call: Call, route: str
-    ) -> Result:
+    def _expired(self, ctx: Context, s: Settings, token: Jwt, call: Call, route: str) -> Result:
         """A correctly signed token whose exp is in the past, from config or the env's secret."""
-        var = str(s.get("expired_token_var", "READYCTL_AUTH_EXPIRED_TOKEN"))
+        var = s.expired_token_var
         given = ctx.environ.get(var)
         if given:
             ctx.redactor.add(given)
@@ -180,7 +204,7 @@ class JwtTampering(Check):
                     f"the token in {var} is not a JWT with an exp in the past",
                 )
             return self._verdict("expired", f"an expired token (from {var})", call(given), route)
-        secret_var = str(s.get("secret_var", "JWT_SECRET"))
+        secret_var = s.secret_var
         secret = ctx.env_source().values.get(secret_var) or ""
         if not secret:
             return self.skipped(
@@ -198,7 +222,7 @@ class JwtTampering(Check):
                 "expired", f"{secret_var} from the env file does not verify the target's token"
             )
         now = int(time.time())
-        back = int(s.get("expired_by_s", 3600))
+        back = s.expired_by_s
         issued = now - 2 * back
         claims = {**token.payload, "iat": issued}
         if "nbf" in claims:

@@ -5,20 +5,37 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import Field
 from readyctl.checks.auth._login import dig, fresh_login
-from readyctl.checks.health._http import Answer, TargetError, fetch
+from readyctl.checks.health._http import Answer, HttpMethod, TargetError, fetch
 
 from readyctl.check import (
     Capability,
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
 )
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
+
+
+class Settings(CheckSettings):
+    """Settings of auth.refresh_reuse."""
+
+    method: HttpMethod = Field("POST", description="method of the refresh endpoint")
+    path: str = Field("/v1/auth/refresh", description="the refresh endpoint")
+    field: str = Field(
+        "refresh_token", min_length=1, description="JSON body field carrying the refresh token"
+    )
+    token_path: str | None = Field(
+        None,
+        description="dotted path of the new refresh token in the answer (default: the auth "
+        "config's refresh_token_path)",
+    )
 
 
 class RefreshReuse(Check):
@@ -51,15 +68,16 @@ class RefreshReuse(Check):
         timeout_s=45,
         tags=("auth", "security", "jwt"),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for the refresh endpoint."""
-        s = ctx.settings()
+        s: Settings = ctx.settings()
         cfg = ctx.environment.auth
-        method = str(s.get("method", "POST")).upper()
-        path = str(s.get("path", "/v1/auth/refresh"))
-        field = str(s.get("field", "refresh_token"))
-        token_path = s.get("token_path") or (cfg.refresh_token_path if cfg else None)
+        method = s.method
+        path = s.path
+        field = s.field
+        token_path = s.token_path or (cfg.refresh_token_path if cfg else None)
         subject = f"{method} {path}"
         if cfg is None or cfg.kind != "login":
             yield self.skipped(subject, "needs login credentials (auth: kind login)")

@@ -9,12 +9,17 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
 )
 from readyctl.context import AuthError, Context
 from readyctl.result import Result
+
+
+class Settings(CheckSettings):
+    """auth.session takes no settings (the login comes from the environment's `auth:`)."""
 
 
 class AuthSessionCheck(Check):
@@ -41,6 +46,7 @@ class AuthSessionCheck(Check):
         timeout_s=30,
         tags=("probe",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Pass when a token comes back."""

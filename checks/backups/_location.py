@@ -46,11 +46,11 @@ class BackupObject:
     path: Path | None = None  # local file
 
 
-def configured_location(ctx: Context, settings: dict[str, Any]) -> tuple[str | None, str]:
-    """The location from the check's settings, backups.freshness's, or the managed demo."""
+def configured_location(ctx: Context, own: str | None) -> tuple[str | None, str]:
+    """The location from the check's own `location` setting, backups.freshness's, or the demo."""
     for source, value in (
-        ("settings", settings.get("location")),
-        (f"checks.{FRESHNESS_ID}.location", ctx.settings(FRESHNESS_ID).get("location")),
+        ("settings", own),
+        (f"checks.{FRESHNESS_ID}.location", ctx.settings(FRESHNESS_ID).location),
     ):
         if value:
             return str(value), source

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterator
 
+from pydantic import Field
 from readyctl.checks.backups._location import (
     LocationError,
     configured_location,
@@ -13,11 +14,48 @@ from readyctl.checks.backups._location import (
     local_dir,
 )
 
-from readyctl.check import Category, Check, CheckMeta, RemediationSpec, Safety, Severity
+from readyctl.check import (
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import Result
 
 FUTURE_SKEW_H = 0.25
+
+
+class Settings(CheckSettings):
+    """Settings of backups.freshness (its `location` is also the other backup checks' default)."""
+
+    location: str | None = Field(
+        None,
+        min_length=1,
+        description="file:///dir, a config-relative path or s3://bucket/prefix (default: the "
+        "managed demo's backup directory; elsewhere the check skips)",
+    )
+    rpo_hours: float = Field(26.0, gt=0, description="the newest backup must be younger than this")
+    pattern: str = Field(
+        "*",
+        min_length=1,
+        description="file-name glob of backups (hidden and partial files never count)",
+    )
+    recursive: bool = Field(
+        False, description="also look in sub-directories (S3: below the prefix)"
+    )
+    min_size_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the newest backup must be at least this share of the median earlier size",
+    )
+    size_window: int = Field(
+        5, ge=1, description="how many earlier backups the median size is taken over"
+    )
 
 
 class BackupFreshness(Check):
@@ -60,11 +98,12 @@ class BackupFreshness(Check):
         tags=("backups", "seed"),
         refs=("7",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for the newest backup's age and one for its size."""
-        settings = ctx.settings()
-        location, _origin = configured_location(ctx, settings)
+        s: Settings = ctx.settings()
+        location, _origin = configured_location(ctx, s.location)
         if not location:
             yield self.skipped(
                 "age",
@@ -72,16 +111,11 @@ class BackupFreshness(Check):
                 "file:///path or s3://bucket/prefix)",
             )
             return
-        rpo_h = float(settings.get("rpo_hours", 26))
-        ratio_min = float(settings.get("min_size_ratio", 0.5))
-        window = max(1, int(settings.get("size_window", 5)))
+        rpo_h = s.rpo_hours
+        ratio_min = s.min_size_ratio
+        window = s.size_window
         try:
-            backups = list_backups(
-                ctx,
-                location,
-                pattern=str(settings.get("pattern", "*")),
-                recursive=bool(settings.get("recursive", False)),
-            )
+            backups = list_backups(ctx, location, pattern=s.pattern, recursive=s.recursive)
         except LocationError as e:
             yield self.errored("age", e.reason, e.detail)
             return

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 from readyctl import aws
 from readyctl.check import (
@@ -12,6 +14,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -20,12 +23,40 @@ from readyctl.context import Context
 from readyctl.result import Result
 
 
-def _names(value: Any) -> list[str]:
-    if not value:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
+def _one_or_many(value: Any) -> Any:
+    """One identifier may be given as a plain string."""
+    return (value,) if isinstance(value, str) else value
+
+
+# one identifier or a list of them
+_Name = Annotated[str, StringConstraints(min_length=1)]
+Names = Annotated[
+    tuple[_Name, ...],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string", "minLength": 1}},
+            ]
+        }
+    ),
+]
+
+
+class Settings(CheckSettings):
+    """Settings of backups.rds (the check skips when no instance or cluster is named)."""
+
+    instance: Names = Field((), description="DB instance identifier(s)")
+    instances: Names = Field((), description="DB instance identifiers (same as `instance`)")
+    cluster: Names = Field((), description="Aurora DB cluster identifier(s)")
+    clusters: Names = Field((), description="Aurora DB cluster identifiers (same as `cluster`)")
+    min_retention_days: int = Field(
+        7, ge=1, description="automated backups must be kept at least this many days"
+    )
+    max_restore_lag_minutes: float = Field(
+        10.0, gt=0, description="the latest restorable time may lag now by at most this"
+    )
 
 
 class RdsBackups(Check):
@@ -63,19 +94,20 @@ class RdsBackups(Check):
         tags=("backups", "aws", "seed"),
         refs=("7",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Three results per configured instance or cluster."""
-        settings = ctx.settings()
-        instances = _names(settings.get("instances")) + _names(settings.get("instance"))
-        clusters = _names(settings.get("clusters")) + _names(settings.get("cluster"))
+        s: Settings = ctx.settings()
+        instances = [*s.instances, *s.instance]
+        clusters = [*s.clusters, *s.cluster]
         if not instances and not clusters:
             yield self.skipped(
                 "*", "no RDS instance configured (checks.backups.rds.instance: IDENTIFIER)"
             )
             return
-        min_days = int(settings.get("min_retention_days", 7))
-        max_lag = float(settings.get("max_restore_lag_minutes", 10))
+        min_days = s.min_retention_days
+        max_lag = s.max_restore_lag_minutes
         try:
             rds = aws.client(ctx, "rds")
         except Exception as e:

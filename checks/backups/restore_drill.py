@@ -13,8 +13,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, field_validator
 from readyctl.checks.backups._location import (
     BackupObject,
     LocationError,
@@ -30,6 +31,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -53,6 +55,44 @@ class _Drill:
         self.dump_s = 0.0
         self.backup: BackupObject | None = None
         self.source: dict[str, TableFacts] = {}
+
+
+class Settings(CheckSettings):
+    """Settings of backups.restore_drill."""
+
+    source: Literal["auto", "dump", "backup"] = Field(
+        "auto",
+        description="what to restore: auto (the newest backup when a location is known, else a "
+        "fresh pg_dump), dump (always pg_dump the target) or backup",
+    )
+    location: str | None = Field(
+        None,
+        min_length=1,
+        description="where backups are (default: checks.backups.freshness.location, or the "
+        "managed demo's backup directory)",
+    )
+    pattern: str = Field("*", min_length=1, description="file-name glob of backups")
+    rto_seconds: float = Field(
+        3600.0, gt=0, description="restore time (download + pg_restore) must stay under this"
+    )
+    row_tolerance: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a stored backup's table of 20+ rows fails when it restored more than this "
+        "share fewer rows than live",
+    )
+    jobs: int | None = Field(
+        None,
+        ge=1,
+        description="pg_restore --jobs for custom-format archives (default: 1 under 8 MiB, "
+        "else the CPU count up to 4)",
+    )
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_any_case(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
 
 
 class RestoreDrill(Check):
@@ -101,21 +141,17 @@ class RestoreDrill(Check):
         tags=("backups", "database", "seed"),
         refs=("7",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Results `restore` (time against the RTO) and `tables` (row counts, timestamps)."""
-        settings = ctx.settings()
+        settings: Settings = ctx.settings()
         url = scratch.libpq_url(ctx.environment.database_url or "")
         ctx.redactor.add(ctx.environment.database_url)
-        mode = str(settings.get("source", "auto")).lower()
-        if mode not in ("auto", "dump", "backup"):
-            yield self.errored(
-                "restore", ErrorReason.CONFIG, f"source must be auto, dump or backup, not {mode!r}"
-            )
-            return
+        mode = settings.source
         location = None
         if mode != "dump":
-            location, _ = configured_location(ctx, settings)
+            location, _ = configured_location(ctx, settings.location)
             if mode == "backup" and not location:
                 yield self.errored(
                     "restore",
@@ -124,10 +160,7 @@ class RestoreDrill(Check):
                     "(checks.backups.freshness.location)",
                 )
                 return
-        rto = float(settings.get("rto_seconds", 3600))
-        if rto <= 0:
-            yield self.errored("restore", ErrorReason.CONFIG, "rto_seconds must be positive")
-            return
+        rto = settings.rto_seconds
         tmp = Path(tempfile.mkdtemp(prefix="readyctl-drill-"))
         server = scratch.ScratchServer()
         ctx.add_cleanup(server.close)
@@ -147,7 +180,7 @@ class RestoreDrill(Check):
     def _drill(
         self,
         ctx: Context,
-        settings: dict[str, Any],
+        settings: Settings,
         url: str,
         location: str | None,
         rto: float,
@@ -170,7 +203,7 @@ class RestoreDrill(Check):
         assert drill.path is not None
         path = self._prepare(drill.path, tmp)
         auto_jobs = min(4, os.cpu_count() or 1) if drill.size > BIG_DUMP else 1
-        jobs = int(settings.get("jobs") or auto_jobs)
+        jobs = settings.jobs or auto_jobs
         t0 = time.monotonic()
         try:
             db = server.create_database("drill")
@@ -210,7 +243,7 @@ class RestoreDrill(Check):
     def _obtain(
         self,
         ctx: Context,
-        settings: dict[str, Any],
+        settings: Settings,
         url: str,
         location: str | None,
         tmp: Path,
@@ -219,7 +252,7 @@ class RestoreDrill(Check):
         """Fill drill.path and drill.source from the newest backup or a snapshot dump."""
         if location:
             try:
-                backups = list_backups(ctx, location, pattern=str(settings.get("pattern", "*")))
+                backups = list_backups(ctx, location, pattern=settings.pattern)
             except LocationError as e:
                 return self.errored("restore", e.reason, e.detail)
             if not backups:
@@ -343,7 +376,7 @@ class RestoreDrill(Check):
     def _tables(
         self,
         ctx: Context,
-        settings: dict[str, Any],
+        settings: Settings,
         drill: _Drill,
         restored: dict[str, TableFacts],
     ) -> Result:
@@ -357,7 +390,7 @@ class RestoreDrill(Check):
             drill.source,
             restored,
             exact=exact,
-            row_tolerance=float(settings.get("row_tolerance", 0.5)),
+            row_tolerance=settings.row_tolerance,
             max_lag=max_lag,
         )
         rows = sum(t.rows for t in drill.source.values())

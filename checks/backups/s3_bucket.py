@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import Field
 from readyctl.checks.backups._location import (
     LocationError,
     configured_location,
@@ -13,9 +14,28 @@ from readyctl.checks.backups._location import (
 )
 
 from readyctl import aws
-from readyctl.check import Category, Check, CheckMeta, RemediationSpec, Safety, Severity
+from readyctl.check import (
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
+
+
+class Settings(CheckSettings):
+    """Settings of backups.s3_bucket."""
+
+    location: str | None = Field(
+        None,
+        min_length=1,
+        description="s3://bucket/prefix of the backups (default: "
+        "checks.backups.freshness.location)",
+    )
 
 
 class S3BackupBucket(Check):
@@ -54,10 +74,12 @@ class S3BackupBucket(Check):
         tags=("backups", "aws", "seed"),
         refs=("7",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for versioning and one for default encryption."""
-        location, _ = configured_location(ctx, ctx.settings())
+        s: Settings = ctx.settings()
+        location, _ = configured_location(ctx, s.location)
         if not location or not is_s3(location):
             why = (
                 f"backup location {location} is not on S3"

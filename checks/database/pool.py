@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pydantic import AfterValidator, Field
 from readyctl.checks.database._db import connect, error_words, host_of, is_local, target_url
 
 from readyctl import scratch
@@ -15,6 +16,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -41,6 +43,59 @@ def options_settings(options: str) -> dict[str, str]:
     """`-c name=value` pairs of a libpq `options` string."""
     found = re.findall(r"(?:-c\s*|--)([a-z_]+)=(\S+)", options or "")
     return {k.replace("-", "_"): v for k, v in found}
+
+
+def _pg_duration(value: float | str) -> float | str:
+    """A declared timeout must read as a PostgreSQL duration."""
+    if parse_pg_duration_ms(str(value)) is None:
+        raise ValueError(
+            f"{value!r} is not a PostgreSQL duration (milliseconds, or e.g. '15s', '1min')"
+        )
+    return value
+
+
+# milliseconds as a number, or a PostgreSQL duration ('15s', '1min')
+PgDuration = Annotated[float | str, AfterValidator(_pg_duration)]
+
+
+class Settings(CheckSettings):
+    """Settings of database.pool (all optional; the defaults fit the counseling API)."""
+
+    url_var: str = Field(
+        "DATABASE_URL",
+        min_length=1,
+        description="the app's variable holding its database URL (falls back to the "
+        "environment's database_url)",
+    )
+    pool_size: float | None = Field(
+        None, description="pool size the app sets outside the URL (in code)"
+    )
+    pool_timeout_s: float | None = Field(
+        None, description="pool timeout in seconds the app sets outside the URL (in code)"
+    )
+    pool_size_vars: tuple[str, ...] = Field(
+        POOL_SIZE_VARS, description="variables that may carry the pool size"
+    )
+    pool_timeout_vars: tuple[str, ...] = Field(
+        POOL_TIMEOUT_VARS, description="variables that may carry the pool timeout"
+    )
+    instances: int | None = Field(
+        None,
+        ge=1,
+        description="app instances sharing the database (default: the environment's instances)",
+    )
+    extra_connections: int = Field(
+        0, ge=0, description="connections of other clients (workers, cron)"
+    )
+    max_share: float = Field(
+        0.8, gt=0, le=1, description="share of the usable connections the pools may take"
+    )
+    statement_timeout_ms: PgDuration | None = Field(
+        None, description="statement_timeout the app sets in code"
+    )
+    idle_in_transaction_session_timeout_ms: PgDuration | None = Field(
+        None, description="idle_in_transaction_session_timeout the app sets in code"
+    )
 
 
 class DatabasePool(Check):
@@ -90,12 +145,13 @@ class DatabasePool(Check):
         tags=("database", "seed"),
         refs=("4",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per property: pool size, pool timeout, budget, sslmode, two timeouts."""
-        settings = ctx.settings()
+        settings: Settings = ctx.settings()
         values = ctx.env_source().values
-        url_var = str(settings.get("url_var", "DATABASE_URL"))
+        url_var = settings.url_var
         app_url = values.get(url_var) or target_url(ctx) or ""
         origin = url_var if values.get(url_var) else "database_url"
         if values.get(url_var):
@@ -106,20 +162,16 @@ class DatabasePool(Check):
         size, size_src = self._explicit(
             query,
             values,
-            settings,
             "connection_limit",
-            "pool_size",
-            "pool_size_vars",
-            POOL_SIZE_VARS,
+            ("pool_size", settings.pool_size),
+            settings.pool_size_vars,
         )
         timeout, timeout_src = self._explicit(
             query,
             values,
-            settings,
             "pool_timeout",
-            "pool_timeout_s",
-            "pool_timeout_vars",
-            POOL_TIMEOUT_VARS,
+            ("pool_timeout_s", settings.pool_timeout_s),
+            settings.pool_timeout_vars,
         )
         yield from self._pool_size(size, size_src, origin)
         yield from self._pool_timeout(timeout, timeout_src, origin)
@@ -148,18 +200,17 @@ class DatabasePool(Check):
     def _explicit(
         query: dict[str, str],
         values: dict[str, str],
-        settings: dict[str, Any],
         url_key: str,
-        setting_key: str,
-        vars_key: str,
-        default_vars: tuple[str, ...],
+        setting: tuple[str, float | None],
+        variables: tuple[str, ...],
     ) -> tuple[float | None, str]:
         """A pool value from the URL, a declared setting, or a variable; with its origin."""
         if query.get(url_key, "").strip():
             return _number(query[url_key]), f"{url_key} in the URL"
-        if settings.get(setting_key) is not None:
-            return _number(str(settings[setting_key])), f"setting {setting_key}"
-        for var in settings.get(vars_key, default_vars):
+        setting_key, declared = setting
+        if declared is not None:
+            return declared, f"setting {setting_key}"
+        for var in variables:
             if values.get(var, "").strip():
                 return _number(values[var]), f"variable {var}"
         return None, ""
@@ -220,7 +271,7 @@ class DatabasePool(Check):
         }
 
     def _budget(
-        self, ctx: Context, settings: dict[str, Any], size: float | None, server: dict[str, Any]
+        self, ctx: Context, settings: Settings, size: float | None, server: dict[str, Any]
     ) -> Result:
         usable = (
             server["max_connections"]
@@ -235,9 +286,9 @@ class DatabasePool(Check):
             if server[key] is not None and server[key] >= 0 and server[key] < usable:
                 usable = server[key]
                 limits.append(f"{word} connection limit {server[key]}")
-        share = float(settings.get("max_share", 0.8))
-        instances = int(settings.get("instances", ctx.environment.instances))
-        extra = int(settings.get("extra_connections", 0))
+        share = settings.max_share
+        instances = settings.instances or ctx.environment.instances
+        extra = settings.extra_connections
         evidence = {**server, "usable": usable, "instances": instances, "share": share}
         if size is None:
             return self.failed(
@@ -282,12 +333,15 @@ class DatabasePool(Check):
     def _timeout(
         self,
         name: str,
-        settings: dict[str, Any],
+        settings: Settings,
         url_opts: dict[str, str],
         server: dict[str, Any],
         origin: str,
     ) -> Result:
-        declared = settings.get(f"{name}_ms")
+        declared = {
+            "statement_timeout": settings.statement_timeout_ms,
+            "idle_in_transaction_session_timeout": settings.idle_in_transaction_session_timeout_ms,
+        }[name]
         if name in url_opts:
             value, src = url_opts[name], f"{origin} options"
         elif declared is not None:

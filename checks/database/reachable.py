@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from pydantic import Field
 from readyctl.checks.database._db import connect, describe, error_words, target_url
 
 from readyctl.check import (
@@ -12,12 +13,22 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
 )
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
+
+
+class Settings(CheckSettings):
+    """Settings of database.reachable."""
+
+    connect_timeout_s: float = Field(5.0, gt=0, description="connection timeout in seconds")
+    statement_timeout_s: float = Field(
+        5.0, gt=0, description="statement timeout of the SELECT 1, in seconds"
+    )
 
 
 class DatabaseReachable(Check):
@@ -50,6 +61,7 @@ class DatabaseReachable(Check):
         tags=("probe",),
         refs=("4",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Connect, run SELECT 1, report the round trip."""
@@ -58,14 +70,14 @@ class DatabaseReachable(Check):
         url = target_url(ctx)
         assert url  # the runner skips this check without a database_url
         subject = describe(url)
-        settings = ctx.settings()
+        settings: Settings = ctx.settings()
         t0 = time.perf_counter()
         try:
             conn = connect(
                 ctx,
                 url,
-                timeout=float(settings.get("connect_timeout_s", 5)),
-                statement_timeout_s=float(settings.get("statement_timeout_s", 5)),
+                timeout=settings.connect_timeout_s,
+                statement_timeout_s=settings.statement_timeout_s,
             )
             with conn:
                 row = conn.execute("SELECT 1").fetchone()

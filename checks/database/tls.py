@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from readyctl.checks.database._db import (
     connect,
     describe,
@@ -19,6 +20,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -32,6 +34,19 @@ NO_SSL_MARKERS = (
     "ssl off",
     "ssl is not enabled",
 )
+
+
+class Settings(CheckSettings):
+    """Settings of database.tls."""
+
+    remote: Literal["auto"] | bool = Field(
+        "auto",
+        description="whether the database is remote (auto: any host that is not loopback or a "
+        "socket); a local database is skipped",
+    )
+    require_tls_only: bool = Field(
+        False, description="also fail when the server accepts plaintext connections"
+    )
 
 
 class DatabaseTls(Check):
@@ -65,6 +80,7 @@ class DatabaseTls(Check):
         tags=("database", "tls"),
         refs=("4",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """TLS probe; when it is refused, a plaintext positive control tells 'off' from 'down'."""
@@ -73,10 +89,10 @@ class DatabaseTls(Check):
         url = target_url(ctx)
         assert url
         subject = describe(url)
-        settings = ctx.settings()
+        settings: Settings = ctx.settings()
         host = host_of(url)
-        remote = settings.get("remote", "auto")
-        is_remote = (not is_local(host)) if remote in ("auto", None) else bool(remote)
+        remote = settings.remote
+        is_remote = (not is_local(host)) if remote == "auto" else remote
         if not is_remote:
             yield self.skipped(subject, f"the database host {host or 'socket'} is local")
             return
@@ -112,7 +128,7 @@ class DatabaseTls(Check):
             plaintext = False
         evidence = {**tls, "plaintext_accepted": plaintext}
         summary = f"{subject} speaks {tls.get('protocol') or 'TLS'} ({tls.get('cipher') or '?'})"
-        if plaintext and settings.get("require_tls_only", False):
+        if plaintext and settings.require_tls_only:
             yield self.failed(
                 subject, summary + ", but also accepts plaintext connections", evidence=evidence
             )

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from readyctl.redact import is_secret_name
+from readyctl.secretnames import is_secret as _is_secret
 
 if TYPE_CHECKING:
     from readyctl.config import EnvConfig, EnvRule
@@ -31,11 +31,9 @@ def entropy_bits_per_char(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
-def is_secret(name: str, rule: EnvRule | None) -> bool:
-    """A rule marks it secret, or its name says so."""
-    if rule is not None and rule.secret is not None:
-        return rule.secret
-    return is_secret_name(name)
+def is_secret(name: str, rule: EnvRule | None, value: str | None = None) -> bool:
+    """A rule marks it secret, or its name and value say so (readyctl.secretnames decides)."""
+    return _is_secret(name, value, rules={name: rule} if rule is not None else None)
 
 
 def type_problem(rule: EnvRule, value: str) -> str | None:

@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Severity,
+)
 from readyctl.context import Context, read_env_file
 from readyctl.result import Result
+
+
+class Settings(CheckSettings):
+    """env.example_drift takes no settings (its rules come from the config's `env:` section)."""
 
 
 class EnvExampleDrift(Check):
@@ -34,6 +46,7 @@ class EnvExampleDrift(Check):
         refs=("1",),
         timeout_s=10,
     )
+    Settings = Settings
 
     def _example_path(self, ctx: Context) -> Path | None:
         configured = ctx.config.env.example_file

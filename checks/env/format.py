@@ -6,9 +6,21 @@ from collections.abc import Iterator
 
 from readyctl.checks.env._rules import is_secret, type_problem
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import Result
+
+
+class Settings(CheckSettings):
+    """env.format takes no settings (its rules come from the config's `env:` section)."""
 
 
 class EnvFormat(Check):
@@ -37,6 +49,7 @@ class EnvFormat(Check):
         refs=("1",),
         timeout_s=10,
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per variable that has a rule and a value."""
@@ -46,11 +59,11 @@ class EnvFormat(Check):
             value = src.values.get(name)
             if value is None or not value.strip():
                 continue  # absence is env.required's finding
-            if rule.type == "str" and (is_secret(name, rule) or rule.min_length is None):
+            if rule.type == "str" and (is_secret(name, rule, value) or rule.min_length is None):
                 continue  # a secret's length is env.secret_strength's finding
             checked += 1
             problem = type_problem(rule, value)
-            shown = "" if is_secret(name, rule) else f" ({value[:60]!r})"
+            shown = "" if is_secret(name, rule, value) else f" ({value[:60]!r})"
             if problem:
                 yield self.failed(
                     name, f"{name} {problem}{shown}", threshold=rule.type, measured="invalid"

@@ -6,9 +6,21 @@ from collections.abc import Iterator
 
 from readyctl.checks.env._rules import is_secret, looks_placeholder, required_names
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import Result
+
+
+class Settings(CheckSettings):
+    """env.placeholder takes no settings (its rules come from the config's `env:` section)."""
 
 
 class EnvPlaceholder(Check):
@@ -35,6 +47,7 @@ class EnvPlaceholder(Check):
         refs=("1", "3"),
         timeout_s=10,
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Check the required and ruled variables; one result each."""
@@ -54,7 +67,7 @@ class EnvPlaceholder(Check):
             if hit is None and extra and value.strip() in extra:
                 hit = value.strip()
             if hit:
-                what = "a placeholder" if is_secret(name, rule) else f"placeholder {hit!r}"
+                what = "a placeholder" if is_secret(name, rule, value) else f"placeholder {hit!r}"
                 yield self.failed(name, f"{name} holds {what}", measured="placeholder")
             else:
                 yield self.passed(name, f"{name} holds no placeholder")

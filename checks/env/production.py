@@ -6,9 +6,21 @@ from collections.abc import Iterator
 
 from readyctl.checks.env._rules import TRUE
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import Result
+
+
+class Settings(CheckSettings):
+    """env.production takes no settings (its rules come from the config's `env:` section)."""
 
 
 class EnvProduction(Check):
@@ -36,6 +48,7 @@ class EnvProduction(Check):
         refs=("1", "5"),
         timeout_s=10,
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Results for the environment name, each debug flag, and each public URL."""

@@ -6,9 +6,21 @@ from collections.abc import Iterator
 
 from readyctl.checks.env._rules import required_names
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import Result
+
+
+class Settings(CheckSettings):
+    """env.required takes no settings (its rules come from the config's `env:` section)."""
 
 
 class EnvRequired(Check):
@@ -38,6 +50,7 @@ class EnvRequired(Check):
         refs=("1",),
         timeout_s=10,
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per required variable."""

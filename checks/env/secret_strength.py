@@ -6,9 +6,21 @@ from collections.abc import Iterator
 
 from readyctl.checks.env._rules import entropy_bits_per_char, is_secret
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import Result
+
+
+class Settings(CheckSettings):
+    """env.secret_strength takes no settings (its rules come from the config's `env:` section)."""
 
 
 class EnvSecretStrength(Check):
@@ -35,6 +47,7 @@ class EnvSecretStrength(Check):
         refs=("1", "3"),
         timeout_s=10,
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per secret variable with a value; URL-shaped secrets are skipped."""
@@ -42,10 +55,8 @@ class EnvSecretStrength(Check):
         src = ctx.env_source()
         found = 0
         for name, rule in sorted(env_cfg.rules.items()):
-            if not is_secret(name, rule) or rule.type not in ("str",):
-                continue
             value = src.values.get(name)
-            if not value:
+            if not value or not is_secret(name, rule, value) or rule.type not in ("str",):
                 continue
             found += 1
             min_len = rule.min_length or 0

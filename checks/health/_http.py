@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
+from pydantic import BeforeValidator
 
 from readyctl.result import ErrorReason
 
@@ -16,6 +17,12 @@ if TYPE_CHECKING:
 
 MAX_BODY = 1_000_000
 SNIPPET = 300
+
+# an HTTP method setting; any spelling is accepted and kept upper case
+HttpMethod = Annotated[
+    Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
 
 
 class TargetError(Exception):

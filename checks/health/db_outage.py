@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from pydantic import Field
 from readyctl.checks.health._http import Answer, TargetError, fetch
 
 from readyctl.check import (
@@ -12,6 +13,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -20,6 +22,19 @@ from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
 
 POLL_S = 0.25
+
+
+class Settings(CheckSettings):
+    """Settings of health.db_outage."""
+
+    ready_path: str = Field("/health/ready", description="the readiness probe")
+    live_path: str = Field("/health/live", description="the liveness probe")
+    fail_within_s: float = Field(
+        10.0, gt=0, description="readiness must turn non-2xx this soon after the database stops"
+    )
+    recover_within_s: float = Field(
+        10.0, gt=0, description="readiness must be 200 again this soon after the database starts"
+    )
 
 
 class HealthDbOutage(Check):
@@ -56,14 +71,15 @@ class HealthDbOutage(Check):
         timeout_s=60,
         tags=("health", "managed"),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Positive control, outage, restart (always), recovery."""
-        s = ctx.settings()
-        ready = str(s.get("ready_path", "/health/ready"))
-        live = str(s.get("live_path", "/health/live"))
-        fail_within = float(s.get("fail_within_s", 10))
-        recover_within = float(s.get("recover_within_s", 10))
+        s: Settings = ctx.settings()
+        ready = s.ready_path
+        live = s.live_path
+        fail_within = s.fail_within_s
+        recover_within = s.recover_within_s
         subj_down = f"{ready} during database outage"
         subj_live = f"{live} during database outage"
         subj_back = f"{ready} after database restart"

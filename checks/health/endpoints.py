@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator
 
 import httpx
+from pydantic import Field
 from readyctl.checks.health._http import TargetError, fetch
 
 from readyctl.check import (
@@ -13,6 +14,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -27,6 +29,26 @@ def p95(values: list[float]) -> float:
     """The 95th percentile by nearest rank."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+class Settings(CheckSettings):
+    """Settings of health.endpoints."""
+
+    paths: tuple[str, ...] = Field(
+        DEFAULT_PATHS, min_length=1, description="health paths to probe (each on its own)"
+    )
+    requests: int = Field(20, ge=1, description="GETs per path")
+    p95_ms: float = Field(300.0, gt=0, description="fail limit of the p95 latency")
+    good_ms: float | None = Field(
+        None,
+        gt=0,
+        description="latency that scores 0.9 on the curve (default: p95_ms / 3, at most 100)",
+    )
+    warn_ms: float | None = Field(None, gt=0, description="warn limit of the p95 latency")
+    request_timeout_s: float = Field(5.0, gt=0, description="budget of each request")
+    max_body_bytes: int = Field(
+        64_000, ge=1, description="largest acceptable answer (a probe answer must be small)"
+    )
 
 
 class HealthEndpoints(Check):
@@ -67,17 +89,18 @@ class HealthEndpoints(Check):
         timeout_s=60,
         tags=("health",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per path: status of every answer, then the p95 latency on a curve."""
-        s = ctx.settings()
-        paths = [str(p) for p in s.get("paths", DEFAULT_PATHS)]
-        n = max(1, int(s.get("requests", 20)))
-        limit = float(s.get("p95_ms", 300))
-        good = float(s.get("good_ms", min(100.0, limit / 3)))
-        warn = s.get("warn_ms")
-        self._timeout = float(s.get("request_timeout_s", 5))
-        self._cap = int(s.get("max_body_bytes", 64_000))
+        s: Settings = ctx.settings()
+        paths = list(s.paths)
+        n = s.requests
+        limit = s.p95_ms
+        good = s.good_ms if s.good_ms is not None else min(100.0, limit / 3)
+        warn = s.warn_ms
+        self._timeout = s.request_timeout_s
+        self._cap = s.max_body_bytes
         client = ctx.http(timeout=10)
         for path in paths:
             ctx.check_deadline()
@@ -138,7 +161,7 @@ class HealthEndpoints(Check):
             value,
             curve=Curve(good, limit),
             fail_at=limit,
-            warn_at=float(warn) if warn is not None else None,
+            warn_at=warn,
             unit="ms",
             summary=f"GET {path} answered 200 {n} times with a p95 of {value:g} ms "
             f"(limit {limit:g} ms)",

@@ -5,17 +5,40 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
+from readyctl.check import CheckSettings
 from readyctl.context import AuthError, AuthSession, Context
 from readyctl.result import ErrorReason
 
 BODY_CAP = 1_000_000
 REQUEST_TIMEOUT_S = 10.0
 EVIDENCE_CHARS = 300
+
+
+def _one_or_many(value: Any) -> Any:
+    """A single path may be given as a plain string."""
+    return (value,) if isinstance(value, str) else value
+
+
+# a settings value that is one path or a list of paths
+Paths = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
+
+
+class HttpSettings(CheckSettings):
+    """Settings every http hygiene check takes (its own keys come on top)."""
+
+    request_timeout_s: float = Field(
+        REQUEST_TIMEOUT_S, gt=0, description="budget of each request, body included"
+    )
 
 
 class ProbeError(Exception):
@@ -107,7 +130,10 @@ def fetch(
     """
     ctx.check_deadline()
     if budget_s is None:
-        budget_s = float(ctx.settings().get("request_timeout_s", REQUEST_TIMEOUT_S))
+        settings = ctx.settings()
+        budget_s = (
+            settings.request_timeout_s if isinstance(settings, HttpSettings) else REQUEST_TIMEOUT_S
+        )
     budget = ctx.timeout(budget_s)
     stop_at = time.monotonic() + budget
     label = f"{method} {path}"
@@ -205,15 +231,6 @@ def origin_of(url: str) -> str | None:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
-
-
-def as_list(value: Any, default: list[str]) -> list[str]:
-    """A setting that may be one string or a list of strings."""
-    if value is None:
-        return list(default)
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
 
 
 def with_query(path: str, **params: Any) -> str:

@@ -6,7 +6,8 @@ import re
 import secrets
 from collections.abc import Iterator
 
-from readyctl.checks.http._fetch import Fetched, ProbeError, as_list, clip, fetch
+from pydantic import Field
+from readyctl.checks.http._fetch import Fetched, HttpSettings, Paths, ProbeError, clip, fetch
 
 from readyctl.check import (
     Capability,
@@ -23,6 +24,16 @@ from readyctl.result import ErrorReason, Result
 # a version number: "uvicorn/0.30", "Apache/2.4.41 (Ubuntu)", "Microsoft-IIS/10.0", "PHP 8.1"
 VERSION = re.compile(r"/\s*v?\d|\bv?\d+\.\d+")
 DISCLOSING = ("X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Generator")
+
+
+class Settings(HttpSettings):
+    """Settings of http.banner."""
+
+    paths: Paths = Field(("/health",), description="paths fetched as they are")
+    not_found: bool = Field(
+        True,
+        description="also fetch a random path: error pages often carry the banner the app hides",
+    )
 
 
 class Banner(Check):
@@ -59,12 +70,13 @@ class Banner(Check):
         timeout_s=20,
         tags=("headers", "security"),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for Server, one for X-Powered-By, one per other disclosing header."""
-        s = ctx.settings()
-        paths = as_list(s.get("paths"), ["/health"])
-        if s.get("not_found", True):
+        s: Settings = ctx.settings()
+        paths = list(s.paths)
+        if s.not_found:
             paths.append(f"/readyctl-banner-{secrets.token_hex(6)}")
         client = ctx.http(timeout=10)
         responses: list[Fetched] = []

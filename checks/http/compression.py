@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from readyctl.checks.http._fetch import ProbeError, as_list, clip, fetch_answer
+from pydantic import Field
+from readyctl.checks.http._fetch import HttpSettings, Paths, ProbeError, clip, fetch_answer
 
 from readyctl.check import (
     Capability,
@@ -20,6 +21,19 @@ from readyctl.result import ErrorReason, Result
 
 # encodings httpx decodes without optional packages
 _DECODED = {"gzip", "deflate", "x-gzip"}
+
+
+class Settings(HttpSettings):
+    """Settings of http.compression."""
+
+    paths: Paths = Field(
+        ("/v1/counsel/sessions?limit=100",),
+        description="JSON endpoints (fetched with the session) with large responses",
+    )
+    min_bytes: int = Field(1024, ge=0, description="responses this large must be compressed")
+    accept_encoding: str = Field(
+        "gzip, br", min_length=1, description="the Accept-Encoding header sent"
+    )
 
 
 class Compression(Check):
@@ -57,13 +71,14 @@ class Compression(Check):
         tags=("payloads", "performance", "seed"),
         refs=("13",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per configured path."""
-        s = ctx.settings()
-        paths = as_list(s.get("paths"), ["/v1/counsel/sessions?limit=100"])
-        min_bytes = int(s.get("min_bytes", 1024))
-        accept = str(s.get("accept_encoding", "gzip, br"))
+        s: Settings = ctx.settings()
+        paths = s.paths
+        min_bytes = s.min_bytes
+        accept = s.accept_encoding
         client = ctx.authed_http(timeout=10)
         for path in paths:
             try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from readyctl.checks.http._fetch import Fetched, ProbeError, clip, fetch, origin_of
+from pydantic import Field
+from readyctl.checks.health._http import HttpMethod
+from readyctl.checks.http._fetch import Fetched, HttpSettings, ProbeError, clip, fetch, origin_of
 
 from readyctl.check import (
     Capability,
@@ -34,6 +36,30 @@ def grant(resp: Fetched, origin: str) -> tuple[str | None, bool]:
     if origin in acao or origin.lower() in (a.lower() for a in acao):
         return "reflected", creds
     return "other", creds
+
+
+class Settings(HttpSettings):
+    """Settings of http.cors."""
+
+    path: str = Field("/v1/counsel/sessions", description="the route probed")
+    method: HttpMethod = Field("GET", description="the method asked for in the preflight")
+    request_headers: str = Field(
+        "authorization,content-type",
+        description="headers asked for in the preflight (empty: none)",
+    )
+    allowed_origin: str | None = Field(
+        None,
+        description="an origin that must be accepted, the positive control (default: the "
+        "origin of WEB_APP_URL in the target's env file)",
+    )
+    foreign_origins: tuple[str, ...] | None = Field(
+        None,
+        description=f"origins that must not be accepted (default: {FOREIGN}, null and a "
+        "look-alike of the allowed origin)",
+    )
+    enabled: bool = Field(
+        True, description="false when the API serves no browser clients (no CORS at all)"
+    )
 
 
 class Cors(Check):
@@ -73,12 +99,13 @@ class Cors(Check):
         timeout_s=20,
         tags=("security", "cors"),
     )
+    Settings = Settings
 
     def _allowed_origin(self, ctx: Context) -> str | None:
         """The configured allowed origin, else WEB_APP_URL's origin from the env file."""
-        s = ctx.settings()
-        if s.get("allowed_origin"):
-            return origin_of(str(s["allowed_origin"])) or str(s["allowed_origin"])
+        s: Settings = ctx.settings()
+        if s.allowed_origin:
+            return origin_of(s.allowed_origin) or s.allowed_origin
         try:
             values = ctx.env_source().values
         except Exception:
@@ -92,15 +119,18 @@ class Cors(Check):
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Positive control first, then foreign preflights and simple GETs."""
-        s = ctx.settings()
-        path = str(s.get("path", "/v1/counsel/sessions"))
-        method = str(s.get("method", "GET")).upper()
-        req_headers = str(s.get("request_headers", "authorization,content-type"))
-        enabled = bool(s.get("enabled", True))
+        s: Settings = ctx.settings()
+        path = s.path
+        method = s.method
+        req_headers = s.request_headers
+        enabled = s.enabled
         allowed = self._allowed_origin(ctx)
-        foreign = [str(o) for o in s.get("foreign_origins", [FOREIGN, "null"])]
-        if allowed and allowed.startswith("http") and "foreign_origins" not in s:
-            foreign.append(allowed + ".readyctl.invalid")
+        if s.foreign_origins is not None:
+            foreign = list(s.foreign_origins)
+        else:
+            foreign = [FOREIGN, "null"]
+            if allowed and allowed.startswith("http"):
+                foreign.append(allowed + ".readyctl.invalid")
         client = ctx.http(timeout=10)
 
         def preflight(origin: str) -> Fetched:

@@ -7,10 +7,12 @@ import re
 import secrets
 from collections.abc import Iterator
 
+from pydantic import Field
 from readyctl.checks.http._fetch import (
     Fetched,
+    HttpSettings,
+    Paths,
     ProbeError,
-    as_list,
     auth_headers,
     clip,
     fetch_answer,
@@ -29,13 +31,20 @@ from readyctl.check import (
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
 
-DEFAULT_PATHS = ["/api/docs", "/docs", "/redoc", "/openapi.json", "/api/docs-json"]
+DEFAULT_PATHS = ("/api/docs", "/docs", "/redoc", "/openapi.json", "/api/docs-json")
 LOGIN_HINT = re.compile(r"log-?in|sign-?in|auth|sso|oauth", re.IGNORECASE)
 
 
 def _digest(r: Fetched) -> str:
     """A fingerprint of a body (to recognise a catch-all page)."""
     return hashlib.sha256(r.body).hexdigest()
+
+
+class Settings(HttpSettings):
+    """Settings of http.docs_exposure."""
+
+    paths: Paths = Field(DEFAULT_PATHS, description="docs and OpenAPI paths probed anonymously")
+    control_path: str = Field("/health", description="must answer, proving requests reach the app")
 
 
 class DocsExposure(Check):
@@ -73,12 +82,13 @@ class DocsExposure(Check):
         timeout_s=20,
         tags=("security", "docs"),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Production: one result per docs path. Elsewhere: one result, reachable or not."""
-        s = ctx.settings()
-        paths = as_list(s.get("paths"), DEFAULT_PATHS)
-        control_path = str(s.get("control_path", "/health"))
+        s: Settings = ctx.settings()
+        paths = s.paths
+        control_path = s.control_path
         client = ctx.http(timeout=10)
         try:
             control = fetch_answer(ctx, client, "GET", control_path, cap=64_000)

@@ -8,7 +8,9 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-from readyctl.checks.http._fetch import Fetched, ProbeError, clip, fetch
+from pydantic import Field, JsonValue
+from readyctl.checks.health._http import HttpMethod
+from readyctl.checks.http._fetch import Fetched, HttpSettings, ProbeError, clip, fetch
 
 from readyctl.check import (
     Capability,
@@ -73,6 +75,24 @@ def leaks(text: str) -> list[tuple[str, str]]:
     return found
 
 
+class Settings(HttpSettings):
+    """Settings of http.error_hygiene."""
+
+    json_endpoint: str = Field(
+        "/v1/auth/login",
+        description="an endpoint that takes a JSON body (login is safe: a malformed body never "
+        "reaches the handler)",
+    )
+    json_method: HttpMethod = Field("POST", description="method of json_endpoint")
+    malformed_body: str = Field('{"broken', description="a body that is not valid JSON")
+    wrong_types_body: JsonValue = Field(
+        {"email": 5, "password": []}, description="valid JSON with the wrong field types"
+    )
+    not_found_prefix: str = Field(
+        "/readyctl-404-", description="path of the 404 probe (a random suffix is added)"
+    )
+
+
 class ErrorHygiene(Check):
     """Provoke a 404 and two validation errors; inspect bodies and compare their shapes.
 
@@ -108,15 +128,16 @@ class ErrorHygiene(Check):
         timeout_s=20,
         tags=("errors", "security"),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per provoked error, then one for the shared shape."""
-        s = ctx.settings()
-        endpoint = str(s.get("json_endpoint", "/v1/auth/login"))
-        method = str(s.get("json_method", "POST")).upper()
-        malformed = str(s.get("malformed_body", '{"broken')).encode()
-        wrong = s.get("wrong_types_body", {"email": 5, "password": []})
-        missing = f"{s.get('not_found_prefix', '/readyctl-404-')}{secrets.token_hex(6)}"
+        s: Settings = ctx.settings()
+        endpoint = s.json_endpoint
+        method = s.json_method
+        malformed = s.malformed_body.encode()
+        wrong = s.wrong_types_body
+        missing = f"{s.not_found_prefix}{secrets.token_hex(6)}"
         client = ctx.http(timeout=10)
         jheaders = {"Content-Type": "application/json", "Accept": "application/json"}
         probes: list[tuple[str, str, bytes | None, tuple[int, ...]]] = [

@@ -6,7 +6,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from readyctl.checks.http._fetch import Fetched, ProbeError, as_list, fetch_answer, with_query
+from pydantic import Field
+from readyctl.checks.http._fetch import (
+    Fetched,
+    HttpSettings,
+    Paths,
+    ProbeError,
+    fetch_answer,
+    with_query,
+)
 
 from readyctl.check import (
     Capability,
@@ -64,6 +72,27 @@ def items_of(data: Any, items_path: str | None) -> list[Any] | None:
     return None
 
 
+class Settings(HttpSettings):
+    """Settings of http.pagination."""
+
+    endpoints: Paths = Field(
+        ("/v1/counsel/sessions",), description="list endpoints, fetched with the session"
+    )
+    max_page_size: int = Field(100, ge=1, description="the largest page an endpoint may return")
+    probe_limit: int = Field(10_000, ge=1, description="the page size asked for")
+    limit_param: str = Field("limit", min_length=1, description="query parameter of the page size")
+    offset_param: str = Field(
+        "offset", min_length=1, description="query parameter of the page offset"
+    )
+    items_path: str | None = Field(
+        None,
+        min_length=1,
+        description='dotted path of the rows (default: the body if it is a list, else "items", '
+        '"data", "results", ...)',
+    )
+    total_path: str = Field("total", description="dotted path of the total row count")
+
+
 class Pagination(Check):
     """Ask each list endpoint for 10,000 rows; expect at most the cap (read-only).
 
@@ -103,11 +132,12 @@ class Pagination(Check):
         tags=("payloads", "seed"),
         refs=("15",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per endpoint."""
-        s = ctx.settings()
-        endpoints = as_list(s.get("endpoints"), ["/v1/counsel/sessions"])
+        s: Settings = ctx.settings()
+        endpoints = s.endpoints
         client = ctx.authed_http(timeout=15)
         for path in endpoints:
             try:
@@ -115,14 +145,14 @@ class Pagination(Check):
             except ProbeError as e:
                 yield self.errored(path, e.reason, e.detail)
 
-    def _endpoint(self, ctx: Context, client: httpx.Client, path: str, s: dict[str, Any]) -> Result:
+    def _endpoint(self, ctx: Context, client: httpx.Client, path: str, s: Settings) -> Result:
         """Probe one endpoint."""
-        cap = int(s.get("max_page_size", 100))
-        probe = int(s.get("probe_limit", 10_000))
-        limit_param = str(s.get("limit_param", "limit"))
-        offset_param = str(s.get("offset_param", "offset"))
-        items_path = s.get("items_path")
-        total_path = str(s.get("total_path", "total"))
+        cap = s.max_page_size
+        probe = s.probe_limit
+        limit_param = s.limit_param
+        offset_param = s.offset_param
+        items_path = s.items_path
+        total_path = s.total_path
 
         def get(**params: Any) -> Fetched:
             return fetch_answer(ctx, client, "GET", with_query(path, **params), cap=BODY_CAP)

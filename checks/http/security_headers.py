@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 
+from pydantic import Field, model_validator
 from readyctl.checks.http._fetch import (
     Fetched,
+    HttpSettings,
+    Paths,
     ProbeError,
-    as_list,
     auth_headers,
     clip,
     fetch_answer,
@@ -164,6 +166,33 @@ def cookie_problems(set_cookie: str) -> tuple[str, list[str]]:
     return name, problems
 
 
+class Settings(HttpSettings):
+    """Settings of http.security_headers."""
+
+    public_paths: Paths = Field(
+        ("/health",), description="JSON endpoints fetched without a session"
+    )
+    auth_paths: Paths = Field(
+        ("/v1/counsel/sessions?limit=1",),
+        description="fetched with the session (when auth is configured); must send no-store",
+    )
+    html_paths: Paths = Field(
+        ("/api/docs",),
+        description="HTML pages (browser profile, CSP required), with the session if any",
+    )
+    warn_under: float = Field(90.0, ge=0, le=100, description="a score below this warns")
+    fail_under: float = Field(70.0, ge=0, le=100, description="a score below this fails")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Settings:
+        if self.fail_under > self.warn_under:
+            raise ValueError(
+                f"fail_under ({self.fail_under:g}) must not be above warn_under "
+                f"({self.warn_under:g})"
+            )
+        return self
+
+
 class SecurityHeaders(Check):
     """Observatory-style header audit of public, authenticated and HTML responses.
 
@@ -205,6 +234,7 @@ class SecurityHeaders(Check):
         timeout_s=30,
         tags=("headers", "security"),
     )
+    Settings = Settings
 
     @classmethod
     def explain_extra(cls) -> str:
@@ -229,12 +259,12 @@ class SecurityHeaders(Check):
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Fetch each configured response, grade each header, then the overall score."""
-        s = ctx.settings()
-        public = as_list(s.get("public_paths"), ["/health"])
-        authed = as_list(s.get("auth_paths"), ["/v1/counsel/sessions?limit=1"])
-        html = as_list(s.get("html_paths"), ["/api/docs"])
-        warn_under = float(s.get("warn_under", 90))
-        fail_under = float(s.get("fail_under", 70))
+        s: Settings = ctx.settings()
+        public = s.public_paths
+        authed = s.auth_paths
+        html = s.html_paths
+        warn_under = s.warn_under
+        fail_under = s.fail_under
         session, no_session = optional_session(ctx)
         client = ctx.http(timeout=10)
         hits: dict[str, list[str]] = {}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from readyctl.checks.http._fetch import (
     Fetched,
+    HttpSettings,
     ProbeError,
     auth_headers,
     clip,
@@ -29,18 +31,6 @@ from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
 
 
-def _date(value: Any) -> dt.date | None:
-    """A configured sunset (date, datetime or ISO text) as a date."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
-
-
 def _http_date(value: str) -> dt.date | None:
     """An HTTP-date header value as a date."""
     try:
@@ -48,6 +38,66 @@ def _http_date(value: str) -> dt.date | None:
     except (TypeError, ValueError, IndexError):
         return None
     return parsed.date() if parsed else None
+
+
+class Deprecated(BaseModel):
+    """One deprecated version: its prefix (or header value) and announced sunset date."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+    prefix: str | None = Field(None, description="path prefix of the deprecated version")
+    version: str | None = Field(
+        None, description="header value of the deprecated version (with `header`)"
+    )
+    sunset: dt.date | None = Field(
+        None, description="the announced Sunset date the header must match"
+    )
+
+    @model_validator(mode="after")
+    def _names_a_version(self) -> Deprecated:
+        if self.prefix is None and self.version is None:
+            raise ValueError("a deprecated version needs a prefix or a version")
+        return self
+
+
+def _prefix_only(value: Any) -> Any:
+    """A deprecated version given as a plain value is its prefix."""
+    return value if isinstance(value, dict | Deprecated) else {"prefix": value}
+
+
+def _string_or_mapping(schema: dict[str, Any]) -> None:
+    """In the JSON schema, an entry is a prefix string or a mapping."""
+    schema["items"] = {"anyOf": [{"type": "string"}, schema["items"]]}
+
+
+DeprecatedEntry = Annotated[Deprecated, BeforeValidator(_prefix_only)]
+
+
+class Settings(HttpSettings):
+    """Settings of http.versioning."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    prefix: str = Field("/v1", description="version prefix of the known route")
+    route: str = Field(
+        "/counsel/sessions",
+        description="a known route under the prefix (fetched with the session when auth is "
+        "configured)",
+    )
+    unknown_prefix: str = Field("/v99", description="a version prefix that must not exist")
+    header: str | None = Field(
+        None,
+        min_length=1,
+        description='header that selects the version (e.g. "API-Version"); unset: prefixes',
+    )
+    version: str = Field("1", description="known version sent in `header`")
+    unknown_version: str = Field("99", description="unknown version sent in `header`")
+    deprecated: tuple[DeprecatedEntry, ...] = Field(
+        (),
+        description="deprecated versions (a prefix, or {prefix|version, sunset}); each must "
+        "send Deprecation and Sunset headers",
+        json_schema_extra=_string_or_mapping,
+    )
 
 
 class Versioning(Check):
@@ -89,12 +139,13 @@ class Versioning(Check):
         tags=("api", "seed"),
         refs=("10",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Positive control (the known version answers) first, then the negative probes."""
-        s = ctx.settings()
-        header = s.get("header")
-        route = "/" + str(s.get("route", "/counsel/sessions")).lstrip("/")
+        s: Settings = ctx.settings()
+        header = s.header
+        route = "/" + s.route.lstrip("/")
         session, _ = optional_session(ctx)
         base_headers = auth_headers(session)
         client = ctx.http(timeout=10)
@@ -104,9 +155,8 @@ class Versioning(Check):
 
         try:
             if header:
-                header = str(header)
-                version = str(s.get("version", "1"))
-                unknown = str(s.get("unknown_version", "99"))
+                version = s.version
+                unknown = s.unknown_version
                 known = get(route, {header: version})
                 subject = f"version header {header}"
                 control = self._control(subject, known, session is not None)
@@ -123,8 +173,8 @@ class Versioning(Check):
                     session is not None,
                 )
             else:
-                prefix = "/" + str(s.get("prefix", "/v1")).strip("/")
-                unknown_prefix = "/" + str(s.get("unknown_prefix", "/v99")).strip("/")
+                prefix = "/" + s.prefix.strip("/")
+                unknown_prefix = "/" + s.unknown_prefix.strip("/")
                 known = get(prefix + route)
                 subject = f"version prefix {prefix}"
                 control = self._control(subject, known, session is not None)
@@ -138,7 +188,7 @@ class Versioning(Check):
                     known,
                     session is not None,
                 )
-            deprecated = s.get("deprecated") or []
+            deprecated = s.deprecated
             if not deprecated:
                 yield self.skipped("deprecated versions", "no deprecated versions configured")
             for entry in deprecated:
@@ -261,21 +311,19 @@ class Versioning(Check):
     def _deprecated(
         self,
         ctx: Context,
-        entry: Any,
+        entry: Deprecated,
         route: str,
         header: str | None,
         get: Callable[..., Fetched],
     ) -> Result:
         """A deprecated version sends Deprecation and Sunset (matching the configured date)."""
-        if not isinstance(entry, dict):
-            entry = {"prefix": str(entry)}
-        sunset = _date(entry.get("sunset")) if entry.get("sunset") else None
+        sunset = entry.sunset
         if header:
-            version = str(entry.get("version", entry.get("prefix", "")))
+            version = entry.version if entry.version is not None else (entry.prefix or "")
             subject = f"deprecated {header}: {version}"
             r: Fetched = get(route, {header: version})
         else:
-            prefix = "/" + str(entry.get("prefix", "")).strip("/")
+            prefix = "/" + (entry.prefix or "").strip("/")
             subject = f"deprecated {prefix}"
             r = get(prefix + route)
         dep = r.headers.get("deprecation")

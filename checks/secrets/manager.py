@@ -6,15 +6,52 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 
 from readyctl import aws
-from readyctl.check import Category, Check, CheckMeta, RemediationSpec, Safety, Severity
+from readyctl.check import (
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
 from readyctl.context import Context
-from readyctl.redact import is_secret_name
 from readyctl.result import ErrorReason, Result
+from readyctl.secretnames import is_secret
 
 PROVIDERS = ("secretsmanager", "ssm", "files")
+
+
+class Settings(CheckSettings):
+    """Settings of secrets.manager."""
+
+    provider: Literal["secretsmanager", "ssm", "files"] | None = Field(
+        None,
+        description="where the secrets live (default: files with secret_dir, else "
+        "secretsmanager when the environment has aws:)",
+    )
+    secret_dir: str | None = Field(
+        None, description="the mounted secrets directory, e.g. /run/secrets"
+    )
+    secrets: str | tuple[str, ...] | dict[str, str] | None = Field(
+        None,
+        description="required secrets: names, or a variable -> secret id map (default: the "
+        "required env variables that are secret)",
+    )
+    prefix: str = Field("", description="prepended to each secret name, e.g. counsel/prod/")
+    max_age_days: float = Field(
+        90.0, gt=0, description="the value must have changed within this many days"
+    )
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
 
 
 class SecretsManager(Check):
@@ -58,13 +95,14 @@ class SecretsManager(Check):
         tags=("secrets", "aws", "seed"),
         refs=("3",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per required secret."""
-        settings = ctx.settings()
-        provider = settings.get("provider")
+        settings: Settings = ctx.settings()
+        provider = settings.provider
         if provider is None:
-            if settings.get("secret_dir"):
+            if settings.secret_dir:
                 provider = "files"
             elif ctx.environment.aws is not None:
                 provider = "secretsmanager"
@@ -75,27 +113,21 @@ class SecretsManager(Check):
                     "checks.secrets.manager.secret_dir for mounted secrets)",
                 )
                 return
-        provider = str(provider).lower()
-        if provider not in PROVIDERS:
-            yield self.errored(
-                "*", ErrorReason.CONFIG, f"provider must be one of {', '.join(PROVIDERS)}"
-            )
-            return
         wanted = self._wanted(ctx, settings)
         if not wanted:
             yield self.skipped(
                 "*", "no required secret configured (checks.secrets.manager.secrets)"
             )
             return
-        max_days = float(settings.get("max_age_days", 90))
+        max_days = settings.max_age_days
         if provider == "files":
-            directory = settings.get("secret_dir")
+            directory = settings.secret_dir
             if not directory:
                 yield self.errored(
                     "*", ErrorReason.CONFIG, "provider files needs secret_dir (e.g. /run/secrets)"
                 )
                 return
-            root = ctx.resolve(str(directory))
+            root = ctx.resolve(directory)
             for ident in wanted:
                 yield self._file(ctx, root, ident, max_days)
             return
@@ -112,24 +144,19 @@ class SecretsManager(Check):
             else:
                 yield self._secretsmanager(ctx, client, ident, max_days)
 
-    def _wanted(self, ctx: Context, settings: dict[str, Any]) -> list[str]:
+    def _wanted(self, ctx: Context, settings: Settings) -> list[str]:
         """Secret ids to look up, with the prefix applied."""
-        prefix = str(settings.get("prefix", "") or "")
-        named = settings.get("secrets")
+        prefix = settings.prefix
+        named = settings.secrets
         if isinstance(named, dict):
-            ids = [str(v) for v in named.values()]
-        elif isinstance(named, list | tuple):
-            ids = [str(v) for v in named]
+            ids = list(named.values())
+        elif isinstance(named, tuple):
+            ids = list(named)
         elif isinstance(named, str):
             ids = [named]
         else:
             env = ctx.config.env
-            ids = []
-            for name in env.required:
-                rule = env.rules.get(name)
-                secret = rule.secret if rule is not None and rule.secret is not None else None
-                if secret or (secret is None and is_secret_name(name)):
-                    ids.append(name)
+            ids = [name for name in env.required if is_secret(name, rules=env.rules)]
         return list(dict.fromkeys(prefix + i for i in ids))
 
     def _age(

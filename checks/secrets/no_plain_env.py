@@ -6,10 +6,20 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
+from pydantic import Field
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Severity,
+)
 from readyctl.context import Context, read_env_file
-from readyctl.redact import is_secret_name
 from readyctl.result import ErrorReason, Result
+from readyctl.secretnames import is_secret, settings_not_secrets
 
 MAX_NAMES = 8
 
@@ -22,14 +32,29 @@ def _inside_git_checkout(path: Path) -> Path | None:
     return None
 
 
+class Settings(CheckSettings):
+    """Settings of secrets.no_plain_env."""
+
+    platform_rendered: bool | None = Field(
+        None,
+        description="the env file is rendered at deploy time from a secret manager (default: "
+        "true against the managed demo, false elsewhere)",
+    )
+    allow: tuple[str, ...] = Field(
+        (), description="variable names that look secret but are not, e.g. TOKEN_TTL_SECONDS"
+    )
+
+
 class NoPlainEnv(Check):
     """Secret-looking variables come from a manager or the platform, not a hand-kept .env file.
 
     An env file passes only when it is *platform-rendered*: written at deploy time by the
     platform or a secret-manager agent (Vault Agent, external-secrets, systemd credentials,
     readyctl's managed demo), kept outside any git work tree and readable by its owner only
-    (mode 0600). Any other env file that holds secret-looking variables (names matching
-    readyctl's secret pattern, or rules marked `secret: true`) fails.
+    (mode 0600). Any other env file that holds secrets fails. Which variables are secrets is
+    decided by readyctl.secretnames: an env rule's `secret:` wins, a well-known secret value
+    (sk_live_..., a URL with a password) always counts, and settings about secrets such as
+    AUTH_JWT_TOKEN_EXPIRES_IN=15m do not (the evidence lists them under `not_secret`).
 
     Settings (`checks: {secrets.no_plain_env: {...}}`):
     - `platform_rendered`: the env file is rendered at deploy time from a secret manager.
@@ -64,6 +89,7 @@ class NoPlainEnv(Check):
         tags=("secrets", "env", "seed"),
         refs=("3",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for the environment's env file."""
@@ -71,7 +97,7 @@ class NoPlainEnv(Check):
         if not env.production:
             yield self.skipped("env file", f"{ctx.env_name} is not a production environment")
             return
-        settings = ctx.settings()
+        settings: Settings = ctx.settings()
         if not env.env_file or env.env_source == "process":
             yield self.passed(
                 "env file", "production reads its variables from the process environment"
@@ -83,32 +109,36 @@ class NoPlainEnv(Check):
             yield self.errored("env file", ErrorReason.CONFIG, f"env file {path} does not exist")
             return
         rules = ctx.config.env.rules
-        allowed = {str(a) for a in settings.get("allow", []) or []}
+        allowed = set(settings.allow)
         secret_names = sorted(
             name
             for name, value in source.values.items()
-            if value
-            and name not in allowed
-            and (
-                rules[name].secret
-                if name in rules and rules[name].secret is not None
-                else is_secret_name(name)
-            )
+            if value and name not in allowed and is_secret(name, value, rules=rules)
         )
         # only names, never values, leave this check
         in_file = set(read_env_file(path))
         secret_names = [n for n in secret_names if n in in_file]
+        # names that look secret but hold settings (AUTH_JWT_TOKEN_EXPIRES_IN=15m), with why
+        not_secret = settings_not_secrets(
+            {n: v for n, v in source.values.items() if n in in_file}, rules=rules
+        )
         if not secret_names:
-            yield self.passed("env file", f"env file {path.name} holds no secret-looking variable")
+            yield self.passed(
+                "env file",
+                f"env file {path.name} holds no secret-looking variable",
+                evidence={"file": str(path), "not_secret": not_secret} if not_secret else {},
+            )
             return
         shown = ", ".join(secret_names[:MAX_NAMES]) + (
             f" and {len(secret_names) - MAX_NAMES} more" if len(secret_names) > MAX_NAMES else ""
         )
         evidence = {"file": str(path), "secret_variables": secret_names}
+        if not_secret:
+            evidence["not_secret"] = not_secret
         mode = stat.S_IMODE(path.stat().st_mode)
         evidence["mode"] = f"{mode:04o}"
         checkout = _inside_git_checkout(path)
-        rendered = settings.get("platform_rendered")
+        rendered = settings.platform_rendered
         if rendered is None:
             rendered = ctx.managed is not None
         if checkout is not None:

@@ -60,8 +60,6 @@ def _nested_models(
 def _type_text(node: dict[str, Any], defs: dict[str, Any]) -> str:
     """A short type: `str`, `float (> 0)`, `list[str]`, `"auto" | bool`, `mapping`."""
     bounds = [f"{word} {_number(node[k])}" for k, word in _BOUNDS if k in node]
-    if "minLength" in node and node["minLength"] > 0 and "type" in node:
-        bounds.append("not empty")
     text = _bare_type(node, defs)
     return f"{text} ({', '.join(bounds)})" if bounds else text
 
@@ -236,7 +234,7 @@ def _print_settings(out: Any, cls: Any) -> None:
         f"\n[bold]Settings[/]  readyctl.yaml: checks: {{{escape(cls.meta.id)}: {{KEY: VALUE}}}}"
     )
     for key, kind, default, description in rows:
-        line = f"  {key} ({kind}; default {default})"
+        line = f"  {key}: {kind} = {default}"
         if description:
-            line += f": {description}"
+            line += f" — {description}"
         out.print(escape(line), soft_wrap=True)
