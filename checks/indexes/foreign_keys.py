@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pydantic import Field
 from readyctl.checks.database._db import connect, error_words
 
 from readyctl.check import (
@@ -11,6 +12,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -49,6 +51,14 @@ def _qual(schema: str, name: str) -> str:
     return name if schema == "public" else f"{schema}.{name}"
 
 
+class Settings(CheckSettings):
+    """Settings of indexes.foreign_keys."""
+
+    ignore: tuple[str, ...] = Field(
+        (), description='foreign keys to skip: constraint names or "table(col, ...)"'
+    )
+
+
 class ForeignKeyIndexes(Check):
     """Each foreign key's columns are the leading columns of a valid, non-partial index.
 
@@ -80,12 +90,14 @@ class ForeignKeyIndexes(Check):
         tags=("database", "indexes", "seed"),
         refs=("11",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per foreign key."""
         import psycopg
 
-        ignore = {str(x) for x in ctx.settings().get("ignore", ())}
+        s: Settings = ctx.settings()
+        ignore = set(s.ignore)
         try:
             with connect(ctx, statement_timeout_s=20) as conn:
                 rows = conn.execute(_FKS).fetchall()

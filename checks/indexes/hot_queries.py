@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import Field
 from readyctl.checks.database._db import connect, error_words
 
 from readyctl.check import (
@@ -13,6 +14,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -91,6 +93,31 @@ def _select_only(sql: str) -> str | None:
     return None
 
 
+class HotQuery(CheckSettings):
+    """One hot query of indexes.hot_queries."""
+
+    name: str | None = Field(
+        None, description="the result's subject (default: the first 40 characters of the SQL)"
+    )
+    sql: str = Field(description="one SELECT statement with literal values (or $n on PG 16+)")
+
+
+class Settings(CheckSettings):
+    """Settings of indexes.hot_queries."""
+
+    queries: tuple[HotQuery, ...] | dict[str, str] = Field(
+        DEFAULT_QUERIES,
+        validate_default=True,
+        description="hot queries: a list of {name, sql} or a name -> sql map (default: the "
+        "counseling API's sessions-by-user-and-status query)",
+    )
+    explain_analyze: bool = Field(
+        False,
+        description="run EXPLAIN ANALYZE (executes the SELECT in a read-only transaction) "
+        "instead of planning only",
+    )
+
+
 class HotQueryIndexes(Check):
     """EXPLAIN each hot query with enable_seqscan off in a read-only transaction, rolled back.
 
@@ -125,24 +152,24 @@ class HotQueryIndexes(Check):
         tags=("database", "indexes", "seed"),
         refs=("11",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per configured query."""
         import psycopg
 
-        settings = ctx.settings()
-        raw = settings.get("queries", DEFAULT_QUERIES)
-        if isinstance(raw, dict):
-            queries = [{"name": k, "sql": v} for k, v in raw.items()]
+        s: Settings = ctx.settings()
+        if isinstance(s.queries, dict):
+            queries = [HotQuery(name=k, sql=v) for k, v in s.queries.items()]
         else:
-            queries = [dict(q) for q in raw]
+            queries = list(s.queries)
         if not queries:
             yield self.skipped("hot queries", "no hot queries configured (queries: [])")
             return
-        analyze = bool(settings.get("explain_analyze", False))
-        defaults = raw is DEFAULT_QUERIES
+        analyze = s.explain_analyze
+        defaults = "queries" not in s.model_fields_set
         for q in queries:
-            name, sql = str(q.get("name") or q.get("sql", "")[:40]), str(q.get("sql", ""))
+            name, sql = q.name or q.sql[:40], q.sql
             ctx.check_deadline()
             bad = _select_only(sql)
             if bad:

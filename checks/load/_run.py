@@ -10,10 +10,12 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError
 
+from readyctl.check import CheckSettings
 from readyctl.context import Context
 from readyctl.loadrun import (
     MAX_DURATION_S,
@@ -114,68 +116,203 @@ def seconds(value: Any, default: float) -> float:
     return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2) or "s"]
 
 
-def _request(raw: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(raw, Mapping) or "path" not in raw:
-        raise LoadConfigError("every request needs a path")
-    method = str(raw.get("method", "GET")).upper()
-    path = str(raw["path"])
-    if not path.startswith("/"):
-        raise LoadConfigError(f"request path {path!r} must start with /")
+# -- settings (load.thresholds' Settings extend LoadSettings; load.regression reads them) ------
+Scalar = str | int | float | bool
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+def _duration_ok(value: float | str) -> float | str:
+    """A duration `seconds()` understands, between 1 s and the load run's maximum."""
+    if not 1 <= seconds(value, DEFAULT_DURATION_S) <= MAX_DURATION_S:
+        raise LoadConfigError(f"duration must be between 1 s and {MAX_DURATION_S:g} s")
+    return value
+
+
+class LoadRequest(CheckSettings):
+    """One request of a load profile."""
+
+    method: str = Field("GET", description="HTTP method")
+    path: str = Field(pattern=r"^/", description="path starting with /; may use {captured} fields")
+    name: str | None = Field(
+        None, description="name in the stats (default: METHOD and the path without its query)"
+    )
+    auth: bool = Field(True, description="send the load user's token")
+    json_: Any = Field(None, alias="json", description="JSON body")
+    headers: dict[str, Scalar] = Field(default_factory=dict, description="extra headers")
+    expect: int | tuple[int, ...] | None = Field(
+        None, description="status code(s) that count as success (default: any under 400)"
+    )
+    capture: dict[str, str] = Field(
+        default_factory=dict,
+        description="variable -> dotted JSON path of the answer, for later {variable} paths",
+    )
+
+
+class LoadTask(LoadRequest):
+    """A task of one request."""
+
+    weight: int = Field(1, ge=1, description="how often the task is picked, relative to others")
+
+
+class LoadSteps(CheckSettings):
+    """A task of several requests in order."""
+
+    weight: int = Field(1, ge=1, description="how often the task is picked, relative to others")
+    steps: tuple[LoadRequest, ...] = Field(min_length=1, description="the requests, in order")
+
+
+def _task_kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "task of steps" if "steps" in value else "task of one request"
+    return "task of steps" if isinstance(value, LoadSteps) else "task of one request"
+
+
+LoadTaskItem = Annotated[
+    Annotated[LoadSteps, Tag("task of steps")] | Annotated[LoadTask, Tag("task of one request")],
+    Discriminator(_task_kind),
+]
+
+
+class LoadArrival(CheckSettings):
+    """Constant arrival pacing instead of think time."""
+
+    sessions_per_hour: float = Field(1000.0, gt=0, description="task runs per hour in total")
+    time_scale: float = Field(1.0, gt=0, description="compress time: 36 runs an hour in 100 s")
+
+
+class LoadProfile(CheckSettings):
+    """One user class of the load run."""
+
+    name: str | None = Field(None, description="profile name (default: profileN)")
+    users: int = Field(10, ge=0, description="concurrent users of this profile")
+    think_time_s: NonNegative | tuple[NonNegative, NonNegative] = Field(
+        (1.0, 2.0), description="seconds between tasks: [min, max] or one value"
+    )
+    arrival: LoadArrival | None = Field(
+        None, description="pace task runs at a constant rate instead of think time"
+    )
+    on_start: tuple[LoadRequest, ...] = Field(
+        (), description="requests each user sends once when it starts"
+    )
+    tasks: tuple[LoadTaskItem, ...] = Field(
+        min_length=1, description="requests ({weight, method, path, ...}) or {weight, steps}"
+    )
+
+
+class LoadSettings(CheckSettings):
+    """The load run's settings, under load.thresholds (load.regression shares the run)."""
+
+    profiles: tuple[LoadProfile, ...] = Field(
+        DEFAULT_PROFILES,
+        validate_default=True,
+        description="user classes (default: 100 users on the counsel flow plus 1000 "
+        "sessions/hour compressed 36x)",
+    )
+    users: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_USERS,
+        description="scale the profiles to this many users in total (a locustfile: 10)",
+    )
+    spawn_rate: float = Field(DEFAULT_SPAWN_RATE, gt=0, description="users started per second")
+    duration: Annotated[float | str, AfterValidator(_duration_ok)] = Field(
+        DEFAULT_DURATION_S, description="how long the load runs: seconds, or 30s, 2m, 1h"
+    )
+    max_users: int = Field(1000, ge=1, description="refuse profiles asking for more users")
+    workers: int = Field(
+        0, ge=0, description="0: one locust process; N: a local master and N workers"
+    )
+    master_host: str | None = Field(
+        None,
+        description="join this existing locust master with `workers` local workers instead",
+    )
+    master_port: int = Field(5557, ge=1, le=65535, description="the locust master's port")
+    locustfile: str | None = Field(None, description="run this locustfile instead of the profiles")
+    login: bool | None = Field(
+        None,
+        description="log users in up front (default: true with profiles, false with a locustfile)",
+    )
+    users_file: str | None = Field(
+        None, description="CSV email,password or JSON users to log in up front"
+    )
+    logins: int | None = Field(
+        None,
+        ge=1,
+        description="how many users to log in (default: enough to keep each under "
+        "requests_per_login_per_minute)",
+    )
+    requests_per_login_per_minute: float = Field(
+        100.0, gt=0, description="per-user request budget the logins are sized for"
+    )
+    min_logins: int = Field(8, ge=0, description="log in at least this many users")
+    max_logins: int = Field(50, ge=1, description="log in at most this many users")
+    request_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="a request taking longer counts as failed (default: half the duration, "
+        "5..30 s)",
+    )
+
+
+def _request(raw: LoadRequest) -> dict[str, Any]:
+    method = raw.method.upper()
+    path = raw.path
     req: dict[str, Any] = {
         "method": method,
         "path": path,
-        "name": str(raw.get("name") or f"{method} {path.split('?', 1)[0]}"),
-        "auth": bool(raw.get("auth", True)),
+        "name": raw.name or f"{method} {path.split('?', 1)[0]}",
+        "auth": raw.auth,
     }
-    if raw.get("json") is not None:
-        req["json"] = raw["json"]
-    if raw.get("headers"):
-        req["headers"] = {str(k): str(v) for k, v in raw["headers"].items()}
-    if raw.get("expect"):
-        exp = raw["expect"]
-        req["expect"] = [int(x) for x in (exp if isinstance(exp, list) else [exp])]
-    if raw.get("capture"):
-        req["capture"] = {str(k): str(v) for k, v in raw["capture"].items()}
+    if raw.json_ is not None:
+        req["json"] = raw.json_
+    if raw.headers:
+        req["headers"] = {k: str(v) for k, v in raw.headers.items()}
+    if raw.expect:
+        exp = raw.expect
+        req["expect"] = list(exp) if isinstance(exp, tuple) else [exp]
+    if raw.capture:
+        req["capture"] = dict(raw.capture)
     return req
 
 
-def normalize_profiles(raw: Sequence[Mapping[str, Any]], users: int | None) -> list[dict[str, Any]]:
+def normalize_profiles(
+    raw: Sequence[LoadProfile | Mapping[str, Any]], users: int | None
+) -> list[dict[str, Any]]:
     """Validate profiles, scale them to `users` in total, and work out arrival pacing."""
     if not raw:
         raise LoadConfigError("profiles is empty")
     out: list[dict[str, Any]] = []
-    for i, p in enumerate(raw):
-        if not isinstance(p, Mapping):
-            raise LoadConfigError(f"profile {i + 1} is not a mapping")
-        name = str(p.get("name") or f"profile{i + 1}")
-        tasks = []
-        for t in p.get("tasks") or []:
-            steps = t.get("steps") if isinstance(t, Mapping) and "steps" in t else [t]
-            tasks.append({"weight": int(t.get("weight", 1)), "steps": [_request(s) for s in steps]})
-        if not tasks:
-            raise LoadConfigError(f"profile {name} has no tasks")
-        think = p.get("think_time_s", [1.0, 2.0])
-        if isinstance(think, int | float):
-            think = [float(think), float(think)]
+    for i, item in enumerate(raw):
+        try:
+            p = item if isinstance(item, LoadProfile) else LoadProfile.model_validate(item)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise LoadConfigError(f"profile {i + 1}: {where}: {first['msg']}") from None
+        name = p.name or f"profile{i + 1}"
+        tasks = [
+            {
+                "weight": t.weight,
+                "steps": [_request(s) for s in (t.steps if isinstance(t, LoadSteps) else (t,))],
+            }
+            for t in p.tasks
+        ]
+        think = p.think_time_s
+        low, high = think if isinstance(think, tuple) else (think, think)
         prof: dict[str, Any] = {
             "name": name,
             "class_name": "Readyctl_" + re.sub(r"[^A-Za-z0-9_]", "_", name),
-            "users": int(p.get("users", 10)),
-            "think_time_s": [float(think[0]), float(think[1])],
-            "on_start": [_request(s) for s in p.get("on_start") or []],
+            "users": p.users,
+            "think_time_s": [float(low), float(high)],
+            "on_start": [_request(s) for s in p.on_start],
             "tasks": tasks,
         }
-        if p.get("arrival"):
-            arr = p["arrival"]
-            per_hour = float(arr.get("sessions_per_hour", 1000))
-            scale = float(arr.get("time_scale", 1))
-            if per_hour <= 0 or scale <= 0:
-                raise LoadConfigError(f"profile {name}: arrival rate and time_scale must be > 0")
+        if p.arrival is not None and p.arrival.model_fields_set:  # `arrival: {}` is no pacing
+            per_hour = p.arrival.sessions_per_hour
+            scale = p.arrival.time_scale
             prof["arrival_per_s"] = per_hour * scale / 3600
             prof["sessions_per_hour"] = per_hour
             prof["time_scale"] = scale
-        if prof["users"] < 0:
-            raise LoadConfigError(f"profile {name}: users must be >= 0")
         out.append(prof)
     if users is not None:
         _scale(out, users)
@@ -244,12 +381,12 @@ def _users_file(ctx: Context, path: str) -> list[tuple[str, str]]:
     return out
 
 
-def credentials(ctx: Context, s: Mapping[str, Any]) -> list[tuple[str, str]]:
+def credentials(ctx: Context, s: LoadSettings) -> list[tuple[str, str]]:
     """Seeded users to log in up front (the managed demo's, a users file, or the test account)."""
     auth = ctx.environment.auth
     me = ctx.environ.get(auth.username_var if auth else "READYCTL_AUTH_USERNAME", "")
-    if s.get("users_file"):
-        creds = _users_file(ctx, str(s["users_file"]))
+    if s.users_file:
+        creds = _users_file(ctx, s.users_file)
     elif ctx.managed is not None and getattr(ctx.managed, "users", None):
         users = list(ctx.managed.users)
         org = next((u["org_id"] for u in users if u.get("email") == me), None)
@@ -268,16 +405,14 @@ def credentials(ctx: Context, s: Mapping[str, Any]) -> list[tuple[str, str]]:
     return creds
 
 
-def logins_needed(
-    profiles: Sequence[Mapping[str, Any]], duration_s: float, s: Mapping[str, Any]
-) -> int:
+def logins_needed(profiles: Sequence[Mapping[str, Any]], duration_s: float, s: LoadSettings) -> int:
     """Enough distinct users that none exceeds a per-user budget in a one-minute window."""
-    if s.get("logins"):
-        return max(1, int(s["logins"]))
-    per_login = float(s.get("requests_per_login_per_minute", 100))
+    if s.logins:
+        return s.logins
+    per_login = s.requests_per_login_per_minute
     wanted = math.ceil(expected_rps(profiles) * min(duration_s, 60.0) / max(1.0, per_login))
-    wanted = max(int(s.get("min_logins", 8)), wanted)
-    return min(wanted, int(s.get("max_logins", 50)), profile_users(profiles))
+    wanted = max(s.min_logins, wanted)
+    return min(wanted, s.max_logins, profile_users(profiles))
 
 
 def login_all(
@@ -328,37 +463,36 @@ class Measured:
         self.expected_rps = expected_rps
 
 
-def build_plan(ctx: Context, s: Mapping[str, Any]) -> tuple[LoadPlan, dict[str, Any], float | None]:
+def build_plan(ctx: Context, s: LoadSettings) -> tuple[LoadPlan, dict[str, Any], float | None]:
     """The locust plan from settings (logging users in when the profiles need it)."""
     env = ctx.environment
     if not env.base_url:
         raise LoadConfigError("no base_url to load")
-    duration = seconds(s.get("duration"), DEFAULT_DURATION_S)
+    duration = seconds(s.duration, DEFAULT_DURATION_S)
     if not 1 <= duration <= MAX_DURATION_S:
         raise LoadConfigError(f"duration must be between 1 s and {MAX_DURATION_S:g} s")
-    max_users = int(s.get("max_users", 1000))
-    users = s.get("users")
-    users = int(users) if users is not None else None
+    max_users = s.max_users
+    users = s.users
     if users is not None and not 1 <= users <= min(max_users, MAX_USERS):
         raise LoadConfigError(f"users must be between 1 and {min(max_users, MAX_USERS)}")
-    locustfile = s.get("locustfile")
+    locustfile = s.locustfile
     profiles: list[dict[str, Any]] = []
     expected: float | None = None
     if locustfile:
         total = users or 10
-        needs_login = bool(s.get("login", False))
+        needs_login = bool(s.login)
     else:
-        profiles = normalize_profiles(s.get("profiles") or DEFAULT_PROFILES, users)
+        profiles = normalize_profiles(s.profiles or DEFAULT_PROFILES, users)
         total = profile_users(profiles)
         if total > max_users:
             raise LoadConfigError(f"the profiles ask for {total} users, more than max_users")
         expected = expected_rps(profiles)
-        needs_login = bool(s.get("login", True))
+        needs_login = s.login is not False
     tokens: list[str] = []
     info: dict[str, Any] = {
         "users": total,
         "duration_s": duration,
-        "spawn_rate": float(s.get("spawn_rate", DEFAULT_SPAWN_RATE)),
+        "spawn_rate": s.spawn_rate,
     }
     if profiles:
         info["profiles"] = {
@@ -395,23 +529,23 @@ def build_plan(ctx: Context, s: Mapping[str, Any]) -> tuple[LoadPlan, dict[str, 
             info["login_failures"] = problems[:5]
         if not tokens:
             raise LoadRunError(f"no load user could log in: {problems[0] if problems else '?'}")
-    workers = int(s.get("workers", 0) or 0)
-    master_host = s.get("master_host") or None
+    workers = s.workers
+    master_host = s.master_host or None
     plan = LoadPlan(
         host=env.base_url,
         users=total,
         spawn_rate=info["spawn_rate"],
         duration_s=duration,
         profiles=profiles,
-        locustfile=ctx.resolve(str(locustfile)) if locustfile else None,
+        locustfile=ctx.resolve(locustfile) if locustfile else None,
         tokens=tokens,
         auth_header=auth.header if auth else "Authorization",
         auth_scheme=auth.scheme if auth else "Bearer",
         ca_bundle=str(ctx.resolve(env.ca_bundle)) if env.ca_bundle else None,
         workers=workers,
-        master_host=str(master_host) if master_host else None,
-        master_port=int(s.get("master_port", 5557)),
-        request_timeout_s=float(s.get("request_timeout_s", min(30.0, max(5.0, duration / 2)))),
+        master_host=master_host,
+        master_port=s.master_port,
+        request_timeout_s=s.request_timeout_s or min(30.0, max(5.0, duration / 2)),
     )
     info["mode"] = plan.mode
     if plan.master_host:
@@ -442,7 +576,7 @@ def measure(ctx: Context) -> Measured:
 
 
 def _measure(ctx: Context) -> Measured:
-    s = ctx.settings(SETTINGS_ID)
+    s: LoadSettings = ctx.settings(SETTINGS_ID)
     plan, info, expected = build_plan(ctx, s)
     plan.validate()
     stats = run_locust(

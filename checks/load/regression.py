@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
 from readyctl.checks.load._run import (
     LoadConfigError,
     Measured,
@@ -14,11 +15,13 @@ from readyctl.checks.load._run import (
     measure,
 )
 
+from readyctl import history as _history
 from readyctl.check import (
     Capability,
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -29,7 +32,9 @@ from readyctl.result import ErrorReason, Result
 
 SOURCE_CHECK = "load.thresholds"
 NO_BASELINE = (
-    "no baseline run with load results of this shape yet; the next run compares with this one"
+    "no passing run of this environment with load results of this shape was found yet (only "
+    "a run whose gate passed is a baseline); the next passing run becomes the baseline, or pin "
+    "one with `readyctl baseline pin RUN`"
 )
 METRICS = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "rps")
 
@@ -72,39 +77,39 @@ def baseline_values(data: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-Found = tuple[Path, dict[str, float], str | None]
+Found = tuple[Path, dict[str, float], str | None, bool]  # path, values, shape, pinned
 
 
 def find_baseline(ctx: Context, spec: str, want: str | None = None) -> Found | None:
-    """`last` (the newest kept run of this environment with load results of the same shape)
-    or a report path."""
+    """`last` (the run pinned for this environment, else the newest kept run of this
+    environment whose gate passed, with load results of the same shape) or a report path."""
     if spec != "last":
         path = ctx.resolve(spec)
         data = _load(path)
         if data is None:
             raise LoadConfigError(f"baseline {path} is not a readyctl report")
         values = baseline_values(data)
-        return (path, values, baseline_shape(data)) if values else None
+        return (path, values, baseline_shape(data), False) if values else None
     folder = history_dir(ctx)
     if not folder.is_dir():
         return None
-    runs = []
-    for p in folder.glob("*.json"):
-        data = _load(p)
-        if data is None:
-            continue
+
+    def usable(data: Mapping[str, Any]) -> bool:
         env = (data.get("environment") or {}).get("name")
-        if env not in (None, ctx.env_name):
-            continue
-        values = baseline_values(data)
+        return env in (None, ctx.env_name) and bool(baseline_values(data))
+
+    def same_shape(data: Mapping[str, Any]) -> bool:
         got = baseline_shape(data)
-        if values and (want is None or got is None or got == want):
-            runs.append((str(data.get("started_at") or ""), p.name, p, values, got))
-    if not runs:
+        return usable(data) and (want is None or got is None or got == want)
+
+    try:  # a pin wins (even of another shape: run() then says so); else the newest passing run
+        pins = [b for b in _history.pinned_for_environment(folder, ctx.env_name) if usable(b.data)]
+    except (OSError, ValueError) as e:
+        raise LoadConfigError(str(e)) from None
+    found = pins[0] if pins else _history.newest_passing(folder, same_shape)
+    if found is None:
         return None
-    runs.sort(key=lambda r: (r[0], r[1]))
-    _, _, path, values, got = runs[-1]
-    return path, values, got
+    return found.path, baseline_values(found.data), baseline_shape(found.data), found.pinned
 
 
 def current_value(es: EndpointStats, metric: str) -> float | None:
@@ -117,11 +122,35 @@ def current_value(es: EndpointStats, metric: str) -> float | None:
     return None if value is None else round(float(value), 2)
 
 
+class Settings(CheckSettings):
+    """Settings of load.regression (the load run itself is load.thresholds')."""
+
+    baseline: str = Field(
+        "last",
+        description="'last' (the pinned run, else the newest passing run of this "
+        "environment with load results) or a path to a readiness.json",
+    )
+    tolerance: float = Field(
+        1.0, ge=0, description="latency may grow by this fraction (1.0: double)"
+    )
+    min_delta_ms: float = Field(
+        250.0, ge=0, description="...and by at least this many ms before it counts"
+    )
+    error_rate_delta: float = Field(
+        2.0, ge=0, description="error rate may rise by this many percentage points"
+    )
+    rps_tolerance: float = Field(
+        0.3, ge=0, le=1, description="throughput may drop by this fraction"
+    )
+    min_requests: int = Field(20, ge=0, description="requests an endpoint needs to be compared")
+
+
 class LoadRegression(Check):
     """Compare this run's load measurements with the baseline run's, beyond a tolerance.
 
-    Settings: `baseline` ('last': the newest run of this environment under the history
-    directory that has load.thresholds results; or a path to a readiness.json),
+    Settings: `baseline` ('last': the run pinned with `readyctl baseline pin`, else the newest
+    run of this environment under the history directory whose gate passed and that has
+    load.thresholds results; or a path to a readiness.json),
     `tolerance` (1.0: latency may double...), `min_delta_ms` (250: ...and by at least this
     much before it counts), `error_rate_delta` (2: percentage points), `rps_tolerance` (0.3:
     throughput may drop 30%), `min_requests` (20 per endpoint). The run's profile comes from
@@ -152,11 +181,12 @@ class LoadRegression(Check):
         tags=("load", "baseline"),
         refs=("6",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per metric present in both runs."""
-        s = ctx.settings()
-        spec = str(s.get("baseline", "last"))
+        s: Settings = ctx.settings()
+        spec = s.baseline
         try:
             if find_baseline(ctx, spec) is None:
                 yield self.skipped("*", NO_BASELINE)
@@ -180,7 +210,7 @@ class LoadRegression(Check):
         if found is None:
             yield self.skipped("*", NO_BASELINE)
             return
-        path, base, got = found
+        path, base, got, pinned = found
         if got is not None and want is not None and got != want:
             users = json.loads(got).get("users")
             yield self.skipped(
@@ -189,16 +219,21 @@ class LoadRegression(Check):
                 f"or counts); compare like with like",
             )
             return
-        yield from self._compare(measured, base, path, s)
+        yield from self._compare(measured, base, path, s, pinned)
 
     def _compare(
-        self, m: Measured, base: Mapping[str, float], path: Path, s: Mapping[str, Any]
+        self,
+        m: Measured,
+        base: Mapping[str, float],
+        path: Path,
+        s: Settings,
+        pinned: bool = False,
     ) -> Iterator[Result]:
-        tol = float(s.get("tolerance", 1.0))
-        min_ms = float(s.get("min_delta_ms", 250))
-        err_delta = float(s.get("error_rate_delta", 2))
-        rps_tol = float(s.get("rps_tolerance", 0.3))
-        min_requests = int(s.get("min_requests", 20))
+        tol = s.tolerance
+        min_ms = s.min_delta_ms
+        err_delta = s.error_rate_delta
+        rps_tol = s.rps_tolerance
+        min_requests = s.min_requests
         produced = 0
         for subject in sorted(base, key=lambda k: (not k.startswith("overall/"), k)):
             scope, metric = subject.rsplit("/", 1)
@@ -209,7 +244,12 @@ class LoadRegression(Check):
             if now is None:
                 continue
             before = base[subject]
-            ev = {"baseline": before, "baseline_report": path.name, "requests": es.requests}
+            ev = {
+                "baseline": before,
+                "baseline_report": path.name,
+                "baseline_pinned": pinned,
+                "requests": es.requests,
+            }
             produced += 1
             if metric == "rps":
                 floor = round(before * (1 - rps_tol), 2)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, Discriminator, Field, Tag
 from readyctl.checks.load._run import (
     SETTINGS_ID,
     LoadConfigError,
+    LoadSettings,
     Measured,
     measure,
 )
@@ -17,6 +20,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -58,6 +62,58 @@ METRIC_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+Metric = Literal["p50_ms", "p95_ms", "p99_ms", "error_rate", "rps"]
+_PERCENT = re.compile(r"^\s*\d+(\.\d+)?\s*%\s*$")
+
+
+def _limit_ok(value: float | str) -> float | str:
+    """A number, or a percentage such as '5%'."""
+    if isinstance(value, str) and not _PERCENT.match(value):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is neither a number nor a percentage like '5%'") from None
+    return value
+
+
+# a number (ms, a fraction for error_rate, req/s for rps) or a percentage (error_rate, rps)
+Limit = Annotated[float | str, AfterValidator(_limit_ok)]
+
+
+class ThresholdLevels(CheckSettings):
+    """Limits of one metric; unset keys keep the defaults."""
+
+    fail: Limit | None = Field(None, description="fail beyond this (null: never)")
+    warn: Limit | None = Field(None, description="warn beyond this (null: never)")
+    good: Limit | None = Field(None, description="the value scoring 0.9")
+    poor: Limit | None = Field(None, description="the value scoring 0.5")
+
+
+def _limits_kind(value: Any) -> str:
+    return "fail/warn/good/poor" if isinstance(value, Mapping | ThresholdLevels) else "fail level"
+
+
+# one limit (the fail level) or the levels of a metric
+MetricLimits = Annotated[
+    Annotated[ThresholdLevels, Tag("fail/warn/good/poor")] | Annotated[Limit, Tag("fail level")],
+    Discriminator(_limits_kind),
+]
+
+
+class Settings(LoadSettings):
+    """Settings of load.thresholds (the load run's settings; load.regression shares them)."""
+
+    thresholds: dict[str, dict[Metric, MetricLimits | None]] = Field(
+        default_factory=dict,
+        description="{overall|*|<endpoint name>: {metric: limit or {fail, warn, good, poor}}}, "
+        "laid over the defaults (null switches a metric off)",
+    )
+    min_requests: int = Field(20, ge=0, description="requests an endpoint needs to be judged")
+    max_endpoints: int = Field(
+        30, ge=0, description="the busiest endpoints that get results (the rest: the table only)"
+    )
+
+
 def _level(metric: str, value: Any, expected: float | None) -> float | None:
     """A threshold value in the unit results use (error rate in %, rps absolute)."""
     if value is None:
@@ -81,6 +137,8 @@ def merged_thresholds(raw: Mapping[str, Any] | None) -> dict[str, dict[str, Any]
             raise LoadConfigError(f"thresholds.{scope} must map metric names to limits")
         target = out.setdefault(str(scope), {})
         for metric, spec in metrics.items():
+            if isinstance(spec, ThresholdLevels):
+                spec = spec.model_dump(exclude_unset=True)
             if metric not in METRICS:
                 raise LoadConfigError(
                     f"thresholds.{scope}: unknown metric {metric!r} (use {', '.join(METRICS)})"
@@ -101,7 +159,7 @@ class LoadThresholds(Check):
     {sessions_per_hour, time_scale}, on_start, tasks [{weight, method, path, json, expect,
     capture} or {weight, steps: [...]}]}; paths take {captured} fields; default: 100 users on
     the counsel flow plus 1000 sessions/hour compressed 36x), `users` (scale the profiles to
-    this total), `spawn_rate` (100/s), `duration` ('10s'), `max_users` (1000), `workers` (0:
+    this total), `spawn_rate` (50/s), `duration` (8 s), `max_users` (1000), `workers` (0:
     one locust process; N: a local master and N workers), `master_host`/`master_port` (join an
     existing locust master with `workers` local workers instead; the master runs the same
     locustfile and decides users and run time, `duration` bounds how long readyctl waits;
@@ -144,12 +202,13 @@ class LoadThresholds(Check):
         tags=("load", "seed"),
         refs=("6",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Run the load once, then judge every configured threshold."""
-        s = ctx.settings(SETTINGS_ID)
+        s: Settings = ctx.settings(SETTINGS_ID)
         try:
-            thresholds = merged_thresholds(s.get("thresholds"))
+            thresholds = merged_thresholds(s.thresholds)
             measured = measure(ctx)
         except LoadConfigError as e:
             yield self.errored("*", ErrorReason.CONFIG, str(e))
@@ -165,8 +224,8 @@ class LoadThresholds(Check):
                 self._judge(
                     measured,
                     thresholds,
-                    int(s.get("min_requests", 20)),
-                    int(s.get("max_endpoints", 30)),
+                    s.min_requests,
+                    s.max_endpoints,
                 )
             )
         except (LoadConfigError, ValueError) as e:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
 
+from pydantic import Field
+
+from readyctl.check import CheckSettings
 from readyctl.context import Context
 from readyctl.rehearsal import (
     AlembicMigrator,
     CommandMigrator,
     Migrator,
     RehearsalError,
-    RehearsalSettings,
 )
 
 # The migration project is described once, under checks.migrations.rehearsal; lint and
@@ -24,37 +25,69 @@ NOT_FOUND = (
 )
 
 
-def project_settings(ctx: Context) -> dict[str, Any]:
+class MigrationCommands(CheckSettings):
+    """Migrations of another stack, through shell commands."""
+
+    up: str = Field(description="apply one migration")
+    down: str = Field(description="revert one migration")
+    current: str = Field(description="print the current version")
+    cwd: str | None = Field(None, description="directory the commands run in")
+
+
+class ProjectSettings(CheckSettings):
+    """The migration project (set under migrations.rehearsal; lint and pending read it there,
+    and their own values of these keys win)."""
+
+    alembic_config: str | None = Field(
+        None,
+        description="the project's alembic.ini (default: the managed demo's, else ./alembic.ini)",
+    )
+    script_location: str | None = Field(None, description="alembic script_location override")
+    version_locations: str | tuple[str, ...] | None = Field(
+        None, description="alembic version_locations override"
+    )
+    version_table: str = Field("alembic_version", description="alembic's version table")
+    python: str | tuple[str, ...] | None = Field(
+        None,
+        description='run alembic in the project\'s interpreter or command, e.g. ".venv/bin/python"'
+        ' or "poetry run python"',
+    )
+    url_env: tuple[str, ...] | None = Field(
+        None,
+        description="variables that receive the scratch URL (commands: default DATABASE_URL)",
+    )
+    set_sqlalchemy_url: bool = Field(
+        True, description="set sqlalchemy.url in alembic's config to the database's URL"
+    )
+    cwd: str | None = Field(None, description="directory alembic (or the commands) run in")
+    env: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="extra environment variables for the migrations"
+    )
+    commands: MigrationCommands | None = Field(
+        None, description="{up, down, current} shell commands for stacks other than alembic"
+    )
+
+
+def project_settings(ctx: Context) -> ProjectSettings:
     """The migration project's settings: migrations.rehearsal's, overlaid by this check's."""
-    merged = ctx.settings(PROJECT_CHECK)
+    merged: ProjectSettings = ctx.settings(PROJECT_CHECK)
     if ctx.check_id and ctx.check_id != PROJECT_CHECK:
-        merged.update(ctx.settings())
+        own = ctx.settings()
+        shared = set(ProjectSettings.model_fields)
+        update = {k: getattr(own, k) for k in own.model_fields_set if k in shared}
+        if update:
+            merged = merged.model_copy(update=update)
     return merged
 
 
-def _command(value: Any, ctx: Context) -> list[str] | None:
+def _command(value: str | tuple[str, ...] | None, ctx: Context) -> list[str] | None:
     """A command given as a string or a list; a relative executable path is config-relative."""
     if value is None or value == "":
         return None
-    parts = shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
+    parts = shlex.split(value) if isinstance(value, str) else list(value)
     if parts and "/" in parts[0] and not Path(parts[0]).is_absolute():
         parts[0] = str(ctx.resolve(parts[0]))
     return parts
-
-
-def rehearsal_settings(settings: dict[str, Any]) -> RehearsalSettings:
-    """Timeouts, sample size and depth from check settings."""
-    base = RehearsalSettings()
-    extra = tuple(settings.get("exclude_tables", ()))
-    return RehearsalSettings(
-        last=int(settings.get("last", base.last)),
-        sample_rows=int(settings.get("sample_rows", base.sample_rows)),
-        lock_timeout_s=float(settings.get("lock_timeout_s", base.lock_timeout_s)),
-        statement_timeout_s=float(settings.get("statement_timeout_s", base.statement_timeout_s)),
-        step_timeout_s=float(settings.get("step_timeout_s", base.step_timeout_s)),
-        dump_timeout_s=float(settings.get("dump_timeout_s", base.dump_timeout_s)),
-        exclude_tables=extra,
-    )
 
 
 def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -> Migrator | str:
@@ -63,25 +96,25 @@ def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -
     Raises RehearsalError when the settings name something that does not exist.
     """
     s = project_settings(ctx)
-    extra_env = {str(k): str(v) for k, v in (s.get("env") or {}).items()}
-    cmds = s.get("commands")
+    extra_env = {k: str(v) for k, v in s.env.items()}
+    cmds = s.commands
     if cmds:
-        missing = [k for k in ("up", "down", "current") if not cmds.get(k)]
+        missing = [k for k in ("up", "down", "current") if not getattr(cmds, k)]
         if missing:
             raise RehearsalError(f"commands: needs up, down and current (missing {missing})")
-        cwd = str(ctx.resolve(str(cmds.get("cwd") or s.get("cwd") or ".")))
+        cwd = str(ctx.resolve(cmds.cwd or s.cwd or "."))
         return CommandMigrator(
-            up=str(cmds["up"]),
-            down=str(cmds["down"]),
-            current_cmd=str(cmds["current"]),
+            up=cmds.up,
+            down=cmds.down,
+            current_cmd=cmds.current,
             cwd=cwd,
-            url_env=list(s.get("url_env") or ["DATABASE_URL"]),
+            url_env=list(s.url_env or ["DATABASE_URL"]),
             extra_env=extra_env,
             session_options=dict(session_options or {}),
         )
     ini: str | None = None
-    if s.get("alembic_config"):
-        path = ctx.resolve(str(s["alembic_config"]))
+    if s.alembic_config:
+        path = ctx.resolve(s.alembic_config)
         if not path.is_file():
             raise RehearsalError(f"alembic_config {path} does not exist")
         ini = str(path)
@@ -91,20 +124,18 @@ def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -
         ini = str(Path(ctx.base_dir) / "alembic.ini")
     if ini is None:
         return NOT_FOUND
-    locations = s.get("version_locations")
+    locations = s.version_locations
     if isinstance(locations, str):
-        locations = [locations]
+        locations = (locations,)
     return AlembicMigrator(
         ini=ini,
-        script_location=str(ctx.resolve(s["script_location"]))
-        if s.get("script_location")
-        else None,
+        script_location=str(ctx.resolve(s.script_location)) if s.script_location else None,
         version_locations=[str(ctx.resolve(v)) for v in locations] if locations else None,
-        python=_command(s.get("python"), ctx),
-        url_env=list(s.get("url_env") or []),
-        set_url=bool(s.get("set_sqlalchemy_url", True)),
-        cwd=str(ctx.resolve(s["cwd"])) if s.get("cwd") else None,
-        version_table=str(s.get("version_table", "alembic_version")),
+        python=_command(s.python, ctx),
+        url_env=list(s.url_env or []),
+        set_url=s.set_sqlalchemy_url,
+        cwd=str(ctx.resolve(s.cwd)) if s.cwd else None,
+        version_table=s.version_table,
         session_options=dict(session_options or {}),
         extra_env=extra_env,
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import glob
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from readyctl.checks.database._db import error_words, target_url
 from readyctl.checks.migrations._lint_rules import Finding, Linter
-from readyctl.checks.migrations._project import find_migrator, project_settings
+from readyctl.checks.migrations._project import PROJECT_CHECK, ProjectSettings, find_migrator
 
 from readyctl.check import (
     Category,
@@ -27,6 +28,39 @@ APPLIED_TABLES = (
     ("_prisma_migrations", "migration_name"),
     ("flyway_schema_history", "script"),
 )
+
+
+LintRule = Literal[
+    "index-not-concurrent",
+    "concurrently-in-transaction",
+    "add-column-not-null-no-default",
+    "column-type-change",
+    "drop-column",
+    "drop-table",
+    "constraint-without-not-valid",
+    "set-not-null",
+    "missing-lock-timeout",
+]
+
+
+class Settings(ProjectSettings):
+    """Settings of migrations.lint: the migration project keys (default: migrations.rehearsal's)
+    plus what to lint."""
+
+    ignore: tuple[LintRule, ...] = Field((), description="rule ids to silence")
+    last: int | None = Field(
+        None,
+        ge=0,
+        description="also lint the newest N applied revisions (default 0; 1 without a database)",
+    )
+    revisions: tuple[str, ...] = Field(
+        (), description="lint exactly these revisions instead of the pending ones"
+    )
+    sql_files: str | None = Field(
+        None,
+        description="glob of SQL migration files for other stacks, e.g. "
+        "prisma/migrations/*/migration.sql (default: migrations.rehearsal's)",
+    )
 
 
 class MigrationsLint(Check):
@@ -70,17 +104,16 @@ class MigrationsLint(Check):
         tags=("database", "migrations", "seed"),
         refs=("2",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Lint each pending revision's SQL in apply order."""
-        settings = project_settings(ctx)
-        own = ctx.settings()
-        ignore = list(own.get("ignore", ()))
+        own: Settings = ctx.settings()
+        ignore = list(own.ignore)
         url = target_url(ctx)
-        if own.get("sql_files") or settings.get("sql_files"):
-            yield from self._sql_files(
-                ctx, str(own.get("sql_files") or settings["sql_files"]), own, url, ignore
-            )
+        sql_files = own.sql_files or ctx.settings(PROJECT_CHECK).sql_files
+        if sql_files:
+            yield from self._sql_files(ctx, sql_files, own, url, ignore)
             return
         try:
             migrator = find_migrator(ctx)
@@ -119,13 +152,13 @@ class MigrationsLint(Check):
 
     # -- alembic --------------------------------------------------------------------------------
     def _alembic_revisions(
-        self, ctx: Context, migrator: AlembicMigrator, own: dict[str, Any], url: str | None
+        self, ctx: Context, migrator: AlembicMigrator, own: Settings, url: str | None
     ) -> tuple[list[str] | Result, str]:
         """Revisions to lint in apply order, and why there are none."""
         import psycopg
 
-        if own.get("revisions"):
-            return [str(r) for r in own["revisions"]], ""
+        if own.revisions:
+            return list(own.revisions), ""
         current: tuple[str, ...] = ()
         if url:
             try:
@@ -142,7 +175,7 @@ class MigrationsLint(Check):
             plan = migrator.plan(current)
         except RehearsalError as e:
             return self.errored("migrations", ErrorReason.CONFIG, str(e)), ""
-        last = int(own.get("last", 0 if url else 1))
+        last = own.last if own.last is not None else (0 if url else 1)
         if url:
             applied = list(reversed(plan["applied"][:last])) if last > 0 else []
             pending = list(plan["pending"])
@@ -157,7 +190,7 @@ class MigrationsLint(Check):
 
     # -- SQL files ------------------------------------------------------------------------------
     def _sql_files(
-        self, ctx: Context, pattern: str, own: dict[str, Any], url: str | None, ignore: list[str]
+        self, ctx: Context, pattern: str, own: Settings, url: str | None, ignore: list[str]
     ) -> Iterator[Result]:
         """Lint SQL migration files (Prisma, Flyway, ...): the unapplied ones, or the newest."""
         root = ctx.resolve(".")
@@ -174,7 +207,7 @@ class MigrationsLint(Check):
             chosen = [p for p in files if rev_of(p) not in applied and p.name not in applied]
             why = "every SQL migration file is applied"
         else:
-            chosen = files[-int(own.get("last", 1)) :]
+            chosen = files[-(own.last if own.last is not None else 1) :]
             why = "no SQL migration file to lint"
         if not chosen:
             yield self.skipped("migrations", why)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from readyctl.checks.database._db import error_words, target_url
-from readyctl.checks.migrations._project import find_migrator
+from readyctl.checks.migrations._project import ProjectSettings, find_migrator
 
 from readyctl.check import (
     Capability,
@@ -19,6 +19,10 @@ from readyctl.check import (
 from readyctl.context import Context
 from readyctl.rehearsal import AlembicMigrator, RehearsalError, read_version_table
 from readyctl.result import ErrorReason, Result
+
+
+class Settings(ProjectSettings):
+    """Settings of migrations.pending: the migration project (default: migrations.rehearsal's)."""
 
 
 class MigrationsPending(Check):
@@ -50,6 +54,7 @@ class MigrationsPending(Check):
         tags=("database", "migrations", "seed"),
         refs=("2",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Compare alembic_version with the script directory's heads."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 
+from pydantic import Field
 from readyctl.checks.database._db import target_url
-from readyctl.checks.migrations._project import find_migrator, project_settings, rehearsal_settings
+from readyctl.checks.migrations._project import ProjectSettings, find_migrator
 
 from readyctl.check import (
     Capability,
@@ -18,7 +19,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
-from readyctl.rehearsal import RehearsalError, rehearse, scratch_for_rehearsal
+from readyctl.rehearsal import RehearsalError, RehearsalSettings, rehearse, scratch_for_rehearsal
 from readyctl.result import ErrorReason, Result
 from readyctl.scratch import ScratchError, cleanup_dir
 
@@ -27,6 +28,36 @@ _KIND = {
     "timeout": ErrorReason.TIMEOUT,
     "config": ErrorReason.CONFIG,
 }
+
+
+class Settings(ProjectSettings):
+    """Settings of migrations.rehearsal: the migration project, plus how to rehearse."""
+
+    last: int = Field(3, ge=0, description="revisions rehearsed when nothing is pending")
+    sample_rows: int = Field(100, ge=0, description="rows copied per table into the scratch copy")
+    lock_timeout_s: float = Field(5.0, gt=0, description="lock_timeout of each migration step")
+    statement_timeout_s: float = Field(
+        60.0, gt=0, description="statement_timeout of each migration step"
+    )
+    step_timeout_s: float = Field(120.0, gt=0, description="seconds one migration step may take")
+    dump_timeout_s: float = Field(300.0, gt=0, description="seconds the schema dump may take")
+    exclude_tables: tuple[str, ...] = Field((), description="tables whose rows are not compared")
+    sql_files: str | None = Field(
+        None, description="glob of SQL migration files for migrations.lint (stacks without alembic)"
+    )
+
+
+def rehearsal_settings(s: Settings) -> RehearsalSettings:
+    """Timeouts, sample size and depth from check settings."""
+    return RehearsalSettings(
+        last=s.last,
+        sample_rows=s.sample_rows,
+        lock_timeout_s=s.lock_timeout_s,
+        statement_timeout_s=s.statement_timeout_s,
+        step_timeout_s=s.step_timeout_s,
+        dump_timeout_s=s.dump_timeout_s,
+        exclude_tables=s.exclude_tables,
+    )
 
 
 class MigrationsRehearsal(Check):
@@ -71,13 +102,13 @@ class MigrationsRehearsal(Check):
         tags=("database", "migrations", "seed"),
         refs=("2",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Dump the schema read-only, restore into scratch, rehearse, report per revision."""
         url = target_url(ctx)
         assert url
-        settings = project_settings(ctx)
-        s = rehearsal_settings(settings)
+        s = rehearsal_settings(ctx.settings())
         try:
             migrator = find_migrator(ctx, s.session_options())
         except RehearsalError as e:

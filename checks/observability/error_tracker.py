@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
+from pydantic import Field
+
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import Result
 
@@ -37,6 +47,15 @@ def dsn_problem(value: str) -> str | None:
     return None
 
 
+class Settings(CheckSettings):
+    """Settings of observability.error_tracker."""
+
+    variables: tuple[str, ...] = Field(
+        DEFAULT_VARIABLES,
+        description="environment variables naming an error tracker; any one set counts",
+    )
+
+
 class ErrorTracker(Check):
     """A production environment names an error tracker; a Sentry DSN must be well formed.
 
@@ -66,6 +85,7 @@ class ErrorTracker(Check):
         tags=("observability", "env", "seed"),
         refs=("8",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for the environment."""
@@ -74,7 +94,8 @@ class ErrorTracker(Check):
                 SUBJECT, f"{ctx.env_name} is not a production environment (production: false)"
             )
             return
-        names = [str(n) for n in ctx.settings().get("variables", DEFAULT_VARIABLES)]
+        s: Settings = ctx.settings()
+        names = list(s.variables)
         src = ctx.env_source()
         found = [n for n in names if (src.values.get(n) or "").strip()]
         if not found:

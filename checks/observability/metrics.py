@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pydantic import Field
 from readyctl.checks.health._http import Answer, TargetError, fetch
 
 from readyctl.check import (
@@ -13,6 +14,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -104,6 +106,20 @@ class Exposition:
         return sorted(full), sorted(partial - full)
 
 
+class Settings(CheckSettings):
+    """Settings of observability.metrics."""
+
+    path: str = Field("/metrics", description="path of the metrics endpoint")
+    auth: bool = Field(False, description="send the run's test session with the scrape")
+    token_var: str | None = Field(
+        None, description="environment variable holding a bearer token for the endpoint"
+    )
+    warmup_path: str | None = Field(
+        "/health", description="path requested once before the scrape (null: none)"
+    )
+    request_timeout_s: float = Field(20.0, gt=0, description="seconds the scrape may take")
+
+
 class MetricsEndpoint(Check):
     """Scrape the metrics endpoint once (after one warm-up request) and read what it exposes.
 
@@ -137,28 +153,29 @@ class MetricsEndpoint(Check):
         tags=("observability", "seed"),
         refs=("8",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Three results: request counts, latency histogram, errors by route."""
-        s = ctx.settings()
-        path = str(s.get("path", "/metrics"))
-        warmup = s.get("warmup_path", "/health")
-        budget = float(s.get("request_timeout_s", 20))
+        s: Settings = ctx.settings()
+        path = s.path
+        warmup = s.warmup_path
+        budget = s.request_timeout_s
         headers: dict[str, str] = {}
-        token_var = s.get("token_var")
-        if token_var and ctx.environ.get(str(token_var)):
-            token = ctx.environ[str(token_var)]
+        token_var = s.token_var
+        if token_var and ctx.environ.get(token_var):
+            token = ctx.environ[token_var]
             ctx.redactor.add(token)
             headers["Authorization"] = f"Bearer {token}"
         try:
-            client = ctx.authed_http(timeout=15) if s.get("auth") else ctx.http(timeout=15)
+            client = ctx.authed_http(timeout=15) if s.auth else ctx.http(timeout=15)
         except AuthError as e:
             for subject in SUBJECTS:
                 yield self.blocked(subject, f"auth.session: {e}")
             return
         try:
             if warmup:
-                fetch(ctx, client, "GET", str(warmup), cap=64_000, budget_s=min(10, budget))
+                fetch(ctx, client, "GET", warmup, cap=64_000, budget_s=min(10, budget))
             answer = fetch(
                 ctx, client, "GET", path, headers=headers, cap=MAX_METRICS_BYTES, budget_s=budget
             )
@@ -166,7 +183,7 @@ class MetricsEndpoint(Check):
             for subject in SUBJECTS:
                 yield self.errored(subject, e.reason, f"GET {path}: {e.detail}")
             return
-        yield from self._judge(path, answer, bool(s.get("auth") or headers))
+        yield from self._judge(path, answer, bool(s.auth or headers))
 
     def _judge(self, path: str, answer: Answer, authed: bool) -> Iterator[Result]:
         """Results from one scrape."""

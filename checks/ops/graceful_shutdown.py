@@ -11,15 +11,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import Field
 from readyctl.checks.auth._login import credentials
 from readyctl.checks.health._http import TargetError
-from readyctl.checks.ratelimit._request import RequestSpec, run_prepare
+from readyctl.checks.ratelimit._request import ProbeRequest, RequestSpec, run_prepare
 
 from readyctl.check import (
     Capability,
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -70,6 +72,29 @@ class _Held:
         yield self.tail
 
 
+class Settings(CheckSettings):
+    """Settings of ops.graceful_shutdown."""
+
+    requests: int = Field(10, ge=1, description="slow requests held in flight across SIGTERM")
+    request: ProbeRequest | None = Field(
+        None,
+        description="the request to hold (templates may use {username} and {password}; "
+        "default: the environment's login)",
+    )
+    settle_s: float = Field(
+        0.3, ge=0, description="seconds between the last request starting and SIGTERM"
+    )
+    hold_s: float = Field(
+        0.5, ge=0, description="seconds the requests stay in flight after SIGTERM"
+    )
+    refuse_within_s: float = Field(
+        5.0, gt=0, description="seconds within which new connections must be refused"
+    )
+    grace_s: float = Field(
+        30.0, gt=0, description="grace period (seconds) the orchestrator gives before SIGKILL"
+    )
+
+
 class GracefulShutdown(Check):
     """Hold `requests` slow requests in flight, send SIGTERM, and watch the server wind down.
 
@@ -110,16 +135,17 @@ class GracefulShutdown(Check):
         tags=("operations", "managed", "seed"),
         refs=("14",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Control request, then SIGTERM with requests in flight; three results."""
-        s = ctx.settings()
-        count = max(1, int(s.get("requests", 10)))
-        settle = float(s.get("settle_s", 0.3))
-        hold = float(s.get("hold_s", 0.5))
-        refuse_within = float(s.get("refuse_within_s", 5))
-        grace = float(s.get("grace_s", 30))
-        raw = s.get("request") or default_request(ctx)
+        s: Settings = ctx.settings()
+        count = s.requests
+        settle = s.settle_s
+        hold = s.hold_s
+        refuse_within = s.refuse_within_s
+        grace = s.grace_s
+        raw = s.request or default_request(ctx)
         if raw is None:
             for subject in SUBJECTS:
                 yield self.skipped(

@@ -6,11 +6,13 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import AfterValidator, Field
 from readyctl.checks.health._http import Answer, TargetError, fetch
 
+from readyctl.check import CheckSettings
 from readyctl.context import Context
 from readyctl.result import ErrorReason
 
@@ -77,6 +79,45 @@ def render(value: Any, variables: Mapping[str, Any]) -> Any:
     return value
 
 
+class ProbeRequest(CheckSettings):
+    """A templated request in check settings (ratelimit.policies, ops.graceful_shutdown)."""
+
+    method: str = Field("GET", description="HTTP method")
+    path: str = Field(min_length=1, description="path template, e.g. /v1/items/{prepared.id}")
+    body: Any = Field(None, description="body template: a JSON value, or a string sent as it is")
+    auth: bool = Field(False, description="send the run's test session")
+    content_type: str = Field(
+        "application/json",
+        description="content type of the body (application/x-www-form-urlencoded: a form)",
+    )
+    headers: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="extra request headers"
+    )
+    prepare: ProbeRequest | None = Field(
+        None, description="a request sent once before; its JSON answer is {prepared}"
+    )
+
+
+def _window_ok(value: Any) -> Any:
+    """A window `seconds()` understands (raises ValueError otherwise)."""
+    seconds(value)
+    return value
+
+
+class RateLimitPolicy(ProbeRequest):
+    """One policy of ratelimit.policies: the request plus its limit and window."""
+
+    limit: int = Field(ge=1, description="requests allowed per window")
+    window: Annotated[float | str, AfterValidator(_window_ok)] = Field(
+        60, description="the limit's window: seconds, or 60s, 1m, 1h, hour"
+    )
+    accept_statuses: tuple[int, ...] | None = Field(
+        None,
+        description="the endpoint's normal answers (default: any non-429 under 500, with at "
+        "least one 2xx)",
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class RequestSpec:
     """One templated request; `prepare` runs once before and its JSON answer is `prepared`."""
@@ -90,19 +131,20 @@ class RequestSpec:
     prepare: RequestSpec | None = None
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> RequestSpec:
-        """Build from a config mapping (unknown keys are ignored by the caller's model)."""
-        if not isinstance(data, Mapping) or not data.get("path"):
-            raise ValueError("a request needs at least a path")
-        prepare = data.get("prepare")
+    def parse(cls, data: ProbeRequest | Mapping[str, Any]) -> RequestSpec:
+        """Build from typed settings, or a mapping of the same keys (ValueError if invalid)."""
+        if not isinstance(data, ProbeRequest):
+            if not isinstance(data, Mapping) or not data.get("path"):
+                raise ValueError("a request needs at least a path")
+            data = ProbeRequest.model_validate(data)
         return cls(
-            method=str(data.get("method", "GET")).upper(),
-            path=str(data["path"]),
-            body=data.get("body"),
-            auth=bool(data.get("auth", False)),
-            content_type=str(data.get("content_type", "application/json")),
-            headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
-            prepare=cls.parse(prepare) if prepare else None,
+            method=data.method.upper(),
+            path=data.path,
+            body=data.body,
+            auth=data.auth,
+            content_type=data.content_type,
+            headers={str(k): str(v) for k, v in data.headers.items()},
+            prepare=cls.parse(data.prepare) if data.prepare else None,
         )
 
     @property

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from pydantic import Field
 from readyctl.checks.health._http import Answer, TargetError, header_evidence
 from readyctl.checks.ratelimit._request import (
+    RateLimitPolicy,
     RequestSpec,
     human_window,
     run_prepare,
@@ -23,6 +25,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -117,6 +120,22 @@ def limit_signalled(headers: httpx.Headers) -> bool:
     ) or ("RateLimit-Remaining" in headers or "X-RateLimit-Remaining" in headers)
 
 
+class Settings(CheckSettings):
+    """Settings of ratelimit.policies."""
+
+    policies: tuple[RateLimitPolicy, ...] = Field(
+        DEFAULT_POLICIES,
+        validate_default=True,
+        description="endpoints and their limits (default: the counseling API's register 5/1m, "
+        "password reset 10/1h, counsel messages 100/1m per user)",
+    )
+    concurrency: int = Field(10, ge=1, description="requests in flight at once")
+    max_wait_s: float = Field(
+        0.0, ge=0, description="seconds to wait out a budget other traffic already spent"
+    )
+    request_timeout_s: float = Field(15.0, gt=0, description="seconds per request")
+
+
 class RateLimitPolicies(Check):
     """Send limit+1 requests per policy; nothing 429 before the limit, a signalled 429 after.
 
@@ -156,28 +175,25 @@ class RateLimitPolicies(Check):
         tags=("ratelimit", "seed"),
         refs=("9",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per policy."""
-        s = ctx.settings()
-        raw = s.get("policies", DEFAULT_POLICIES)
-        concurrency = max(1, int(s.get("concurrency", 10)))
-        max_wait = float(s.get("max_wait_s", 0))
-        self._budget = float(s.get("request_timeout_s", 15))
+        s: Settings = ctx.settings()
+        concurrency = s.concurrency
+        max_wait = s.max_wait_s
+        self._budget = s.request_timeout_s
         run_id = secrets.token_hex(4)
-        for i, item in enumerate(raw):
+        for i, item in enumerate(s.policies):
             ctx.check_deadline()
-            subject = f"{item.get('method', 'GET')} {item.get('path', '')}".upper()
+            subject = f"{item.method} {item.path}".upper()
             try:
                 spec = RequestSpec.parse(item)
                 subject = spec.subject
-                limit = int(item["limit"])
-                window = seconds(item.get("window", 60))
-                if limit < 1:
-                    raise ValueError("limit must be at least 1")
-                raw_accept = item.get("accept_statuses")
-                accept = frozenset(int(x) for x in raw_accept) if raw_accept else None
-            except (KeyError, TypeError, ValueError) as e:
+                limit = item.limit
+                window = seconds(item.window)
+                accept = frozenset(item.accept_statuses) if item.accept_statuses else None
+            except (TypeError, ValueError) as e:
                 yield self.errored(
                     subject or f"policy {i + 1}", ErrorReason.CONFIG, f"policy {i + 1}: {e}"
                 )

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from readyctl.check import CheckSettings
 
 if TYPE_CHECKING:
     from readyctl.context import Context
@@ -13,20 +17,30 @@ if TYPE_CHECKING:
 MAX_TRACKED = 200_000
 
 
+class RepoSettings(CheckSettings):
+    """The repository setting the repository-scanning secrets checks share."""
+
+    repo_path: str | None = Field(
+        None,
+        description="the project's git repository (default: the config's directory; the "
+        "managed demo has none)",
+    )
+
+
 class RepoError(Exception):
     """git could not list the repository's files; the message says why."""
 
 
-def project_repo(ctx: Context, settings: dict[str, Any]) -> tuple[Path | None, str]:
+def project_repo(ctx: Context, settings: RepoSettings) -> tuple[Path | None, str]:
     """(repository path, "") or (None, why the check does not apply).
 
     `repo_path` from the settings wins; otherwise the config's directory. Against the managed
     demo without an explicit `repo_path` the project under test is the bundled demo, which
     ships inside readyctl and is no git checkout of its own: nothing to scan.
     """
-    explicit = settings.get("repo_path")
+    explicit = settings.repo_path
     if explicit:
-        path = ctx.resolve(str(explicit))
+        path = ctx.resolve(explicit)
     elif ctx.managed is not None:
         return None, (
             "the managed demo ships inside readyctl and has no repository of its own; "

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from readyctl.checks.secrets._repo import RepoError, git_env, project_repo, tracked_files
+from pydantic import Field
+from readyctl.checks.secrets._repo import (
+    RepoError,
+    RepoSettings,
+    git_env,
+    project_repo,
+    tracked_files,
+)
 
 from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
 from readyctl.context import Context
@@ -46,6 +53,25 @@ with manager:
         })
 json.dump({"findings": findings, "errors": errors}, sys.stdout)
 """
+
+
+class Settings(RepoSettings):
+    """Settings of secrets.committed_literals."""
+
+    exclude: tuple[str, ...] = Field(
+        (), description="path globs left out of the scan, e.g. tests/**"
+    )
+    baseline: str | None = Field(
+        None,
+        description="detect-secrets baseline whose findings are accepted (default: "
+        ".secrets.baseline in the repository when present)",
+    )
+    allow_hashes: tuple[str, ...] = Field(
+        (), description="detect-secrets hashed_secret values (sha1) accepted anywhere"
+    )
+    max_file_bytes: int = Field(
+        MAX_FILE_BYTES, gt=0, description="larger files are skipped (bytes)"
+    )
 
 
 class CommittedLiterals(Check):
@@ -88,10 +114,11 @@ class CommittedLiterals(Check):
         tags=("secrets", "git", "seed"),
         refs=("3",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One failing result per file with findings, or one pass for the repository."""
-        settings = ctx.settings()
+        settings: Settings = ctx.settings()
         repo, why = project_repo(ctx, settings)
         if repo is None:
             yield self.skipped("repository", why)
@@ -121,17 +148,17 @@ class CommittedLiterals(Check):
                     f"({type(e).__name__})",
                 )
                 return
-        excludes = [str(x) for x in settings.get("exclude", []) or []]
+        excludes = list(settings.exclude)
         if baseline_path is not None:
             excludes.append(baseline_path.name)
-        limit = int(settings.get("max_file_bytes", MAX_FILE_BYTES))
+        limit = settings.max_file_bytes
         files = [f for f in tracked if self._scannable(repo, f, excludes, limit)]
         try:
             report = self._scan(ctx, repo, files, baseline_settings)
         except _ScanError as e:
             yield self.errored("repository", e.reason, str(e))
             return
-        allow_hashes = {str(h) for h in settings.get("allow_hashes", []) or []}
+        allow_hashes = set(settings.allow_hashes)
         by_file: dict[str, list[dict[str, Any]]] = {}
         allowed = 0
         for f in report["findings"]:
@@ -171,11 +198,11 @@ class CommittedLiterals(Check):
                 evidence={"skipped_or_excluded": len(tracked) - len(files)},
             )
 
-    def _baseline_path(self, ctx: Context, repo: Path, settings: dict[str, Any]) -> Path | None:
+    def _baseline_path(self, ctx: Context, repo: Path, settings: Settings) -> Path | None:
         """The configured baseline, or `.secrets.baseline` in the repository when present."""
-        named = settings.get("baseline")
+        named = settings.baseline
         if named:
-            path = Path(str(named)).expanduser()
+            path = Path(named).expanduser()
             return path if path.is_absolute() else repo / path
         default = repo / ".secrets.baseline"
         return default if default.is_file() else None

@@ -5,13 +5,22 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterator
 
-from readyctl.checks.secrets._repo import RepoError, project_repo, tracked_files
+from pydantic import Field
+from readyctl.checks.secrets._repo import RepoError, RepoSettings, project_repo, tracked_files
 
 from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
 
 EXAMPLES = (".env.example", ".env.sample", ".env.template", ".env.dist")
+
+
+class Settings(RepoSettings):
+    """Settings of secrets.git_tracked_env."""
+
+    allow: tuple[str, ...] = Field(
+        (), description="extra file-name globs that are examples, e.g. .env.test"
+    )
 
 
 class GitTrackedEnv(Check):
@@ -45,15 +54,16 @@ class GitTrackedEnv(Check):
         tags=("secrets", "git", "seed"),
         refs=("3",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One failing result per tracked env file, or one pass for the repository."""
-        settings = ctx.settings()
+        settings: Settings = ctx.settings()
         repo, why = project_repo(ctx, settings)
         if repo is None:
             yield self.skipped("repository", why)
             return
-        allowed = [*EXAMPLES, *(str(a) for a in settings.get("allow", []) or [])]
+        allowed = [*EXAMPLES, *settings.allow]
         try:
             files = tracked_files(ctx, repo)
         except RepoError as e:

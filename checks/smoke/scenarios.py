@@ -6,11 +6,14 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import Field
+
 from readyctl.check import (
     Capability,
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -29,22 +32,54 @@ from readyctl.scenarios import (
 )
 
 
-def suite_from_settings(ctx: Context, s: dict[str, Any]) -> Suite:
+class Settings(CheckSettings):
+    """Settings of smoke.scenarios."""
+
+    suite: str | tuple[str, ...] = Field(
+        (), description="suite YAML file(s), relative to readyctl.yaml; replace the bundled suite"
+    )
+    # validated by the suite parser (readyctl.scenarios), which names the bad step
+    scenarios: tuple[dict[str, Any], ...] | dict[str, Any] = Field(
+        (), description="inline scenarios (a list, or a mapping with vars and scenarios)"
+    )
+    include_default: bool = Field(
+        False, description="run the bundled counseling suite as well as suite/scenarios"
+    )
+    only: str | tuple[str, ...] = Field((), description="run only these scenarios (names)")
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="override the suite's vars, e.g. {api: /v1}"
+    )
+    env: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        description="extra template variables seen as env (e.g. READYCTL_MAIL_URL)",
+    )
+    evidence_chars: int = Field(
+        2000, ge=0, description="characters kept per request/response body in evidence"
+    )
+
+
+def _names(value: str | tuple[str, ...]) -> list[str]:
+    """One name or several, as a list (an empty string is none)."""
+    if isinstance(value, str):
+        return [value] if value else []
+    return list(value)
+
+
+def suite_from_settings(ctx: Context, s: Settings) -> Suite:
     """The suite to run: `suite` files and inline `scenarios`, else the bundled default."""
-    files = s.get("suite") or []
-    if isinstance(files, str):
-        files = [files]
+    files = _names(s.suite)
     scenarios: list[Any] = []
     suite_vars: dict[str, Any] = {}
     for f in files:
-        loaded = load_suite(ctx.resolve(str(f)))
+        loaded = load_suite(ctx.resolve(f))
         scenarios += loaded.scenarios
         suite_vars.update(loaded.vars)
-    if s.get("scenarios"):
-        inline = parse_suite(s["scenarios"], "checks.smoke.scenarios.scenarios")
+    if s.scenarios:
+        raw = list(s.scenarios) if isinstance(s.scenarios, tuple) else s.scenarios
+        inline = parse_suite(raw, "checks.smoke.scenarios.scenarios")
         scenarios += inline.scenarios
         suite_vars.update(inline.vars)
-    if not scenarios or s.get("include_default"):
+    if not scenarios or s.include_default:
         base = default_suite()
         scenarios = [*base.scenarios, *scenarios]
         suite_vars = {**base.vars, **suite_vars}
@@ -54,7 +89,7 @@ def suite_from_settings(ctx: Context, s: dict[str, Any]) -> Suite:
         raise ConfigError(f"smoke suite: {e}") from None
 
 
-def template_env(ctx: Context, s: dict[str, Any]) -> dict[str, str]:
+def template_env(ctx: Context, s: Settings) -> dict[str, str]:
     """Variables templates see as `env`: readyctl's environment, the managed demo's extras."""
     env = dict(ctx.environ)
     managed = ctx.managed
@@ -69,8 +104,8 @@ def template_env(ctx: Context, s: dict[str, Any]) -> dict[str, str]:
             env["READYCTL_OTHER_USERNAME"] = str(other["email"])
             env["READYCTL_OTHER_PASSWORD"] = str(other["password"])
             ctx.redactor.add(str(other["password"]))
-    for k, v in (s.get("env") or {}).items():
-        env[str(k)] = "" if v is None else str(v)
+    for k, v in s.env.items():
+        env[k] = "" if v is None else str(v)
     return env
 
 
@@ -110,18 +145,17 @@ class SmokeScenarios(Check):
         tags=("smoke", "seed", "deploy-day"),
         refs=("2",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per scenario step (subject scenario/step)."""
-        s = ctx.settings()
+        s: Settings = ctx.settings()
         try:
             suite = suite_from_settings(ctx, s)
         except ConfigError as e:
             yield self.errored("*", ErrorReason.CONFIG, str(e))
             return
-        only = s.get("only") or []
-        if isinstance(only, str):
-            only = [only]
+        only = _names(s.only)
         unknown = sorted(set(only) - {sc.name for sc in suite.scenarios})
         if unknown:
             yield self.errored("*", ErrorReason.CONFIG, f"only: no scenario named {unknown[0]!r}")
@@ -130,10 +164,10 @@ class SmokeScenarios(Check):
             ctx.http(timeout=15),
             redactor=ctx.redactor,
             env=template_env(ctx, s),
-            variables=dict(s.get("vars") or {}),
+            variables=dict(s.vars),
             remaining=ctx.remaining,
             cancelled=ctx.state.cancelled.is_set,
-            evidence_chars=int(s.get("evidence_chars", 2000)),
+            evidence_chars=s.evidence_chars,
             run_id=secrets.token_hex(5),
         )
         for outcome in runner.run_suite(suite, only):

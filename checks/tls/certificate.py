@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pydantic import Field
 from readyctl.checks.tls._probe import (
     NO_BASE_URL,
     Endpoint,
@@ -16,7 +17,16 @@ from readyctl.checks.tls._probe import (
     san_names,
 )
 
-from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Safety, Severity
+from readyctl.check import (
+    Capability,
+    Category,
+    Check,
+    CheckMeta,
+    CheckSettings,
+    RemediationSpec,
+    Safety,
+    Severity,
+)
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
 
@@ -27,6 +37,12 @@ _CONNECT_ERRORS = {
     "timeout": ErrorReason.TIMEOUT,
     "config": ErrorReason.CONFIG,
 }
+
+
+class Settings(CheckSettings):
+    """Settings of tls.certificate."""
+
+    timeout_s: float = Field(5.0, gt=0, description="seconds per TLS connection attempt")
 
 
 class TlsCertificate(Check):
@@ -67,6 +83,7 @@ class TlsCertificate(Check):
         tags=("tls",),
         refs=("5",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Verify the chain, then match the host against the leaf's names."""
@@ -83,7 +100,8 @@ class TlsCertificate(Check):
         trust = "the system trust store" + (
             f" and ca_bundle {ctx.environment.ca_bundle}" if ctx.environment.ca_bundle else ""
         )
-        wait = float(ctx.settings().get("timeout_s", 5))
+        s: Settings = ctx.settings()
+        wait = s.timeout_s
         leaf_der: bytes | None = None
         try:
             session = handshake(ctx, ep, verify=True, timeout=wait)

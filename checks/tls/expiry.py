@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
+from pydantic import Field, model_validator
 from readyctl.checks.tls._probe import HandshakeError, describe, endpoint, handshake, load_leaf
 
 from readyctl.check import (
@@ -12,6 +13,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -20,6 +22,22 @@ from readyctl.context import Context
 from readyctl.result import Curve, ErrorReason, Result
 
 _REASONS = {"timeout": ErrorReason.TIMEOUT, "config": ErrorReason.CONFIG}
+
+
+class Settings(CheckSettings):
+    """Settings of tls.expiry."""
+
+    warn_days: float = Field(30.0, description="warn when fewer days than this remain")
+    fail_days: float = Field(7.0, description="fail when fewer days than this remain")
+    good_days: float = Field(60.0, gt=0, description="days left that score 0.9 on the curve")
+    poor_days: float = Field(14.0, gt=0, description="days left that score 0.5 on the curve")
+    timeout_s: float = Field(5.0, gt=0, description="seconds for the TLS handshake")
+
+    @model_validator(mode="after")
+    def _curve(self) -> Settings:
+        if self.good_days == self.poor_days:
+            raise ValueError("good_days and poor_days must differ")
+        return self
 
 
 class TlsExpiry(Check):
@@ -54,19 +72,20 @@ class TlsExpiry(Check):
         tags=("tls",),
         refs=("5",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Read the leaf and measure the days until notAfter."""
-        s = ctx.settings()
-        warn_days = float(s.get("warn_days", 30))
-        fail_days = float(s.get("fail_days", 7))
-        curve = Curve(float(s.get("good_days", 60)), float(s.get("poor_days", 14)))
+        s: Settings = ctx.settings()
+        warn_days = s.warn_days
+        fail_days = s.fail_days
+        curve = Curve(s.good_days, s.poor_days)
         ep = endpoint(ctx)
         if isinstance(ep, str):
             yield self.skipped("leaf certificate", ep)
             return
         try:
-            session = handshake(ctx, ep, verify=False, timeout=float(s.get("timeout_s", 5)))
+            session = handshake(ctx, ep, verify=False, timeout=s.timeout_s)
         except HandshakeError as e:
             reason = _REASONS.get(e.kind, ErrorReason.CONNECTIVITY)
             yield self.errored("leaf certificate", reason, e.detail)

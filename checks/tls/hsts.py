@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 
 import httpx
+from pydantic import Field
 from readyctl.checks.tls._probe import endpoint
 
 from readyctl.check import (
@@ -13,6 +14,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -57,6 +59,21 @@ def span(seconds: int) -> str:
     return f"{seconds} s"
 
 
+class Settings(CheckSettings):
+    """Settings of tls.hsts."""
+
+    paths: tuple[str, ...] = Field(
+        DEFAULT_PATHS, description="paths on the HTTPS base URL whose answers are judged"
+    )
+    min_max_age_s: int = Field(
+        MIN_MAX_AGE_S, ge=0, description="max-age (seconds) from which HSTS passes (180 days)"
+    )
+    fail_below_s: int = Field(
+        FAIL_BELOW_S, ge=0, description="max-age (seconds) under which HSTS fails (one day)"
+    )
+    timeout_s: float = Field(5.0, gt=0, description="seconds per request")
+
+
 class TlsHsts(Check):
     """Strict-Transport-Security on HTTPS responses, max-age at least 180 days.
 
@@ -92,6 +109,7 @@ class TlsHsts(Check):
         tags=("tls", "headers"),
         refs=("5",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One GET per path on the HTTPS base URL; the body is never read."""
@@ -99,11 +117,11 @@ class TlsHsts(Check):
         if isinstance(ep, str):
             yield self.skipped("*", ep)
             return
-        s = ctx.settings()
-        paths = [str(p) for p in s.get("paths", DEFAULT_PATHS)]
-        minimum = int(s.get("min_max_age_s", MIN_MAX_AGE_S))
-        floor = int(s.get("fail_below_s", FAIL_BELOW_S))
-        wait = float(s.get("timeout_s", 5))
+        s: Settings = ctx.settings()
+        paths = list(s.paths)
+        minimum = s.min_max_age_s
+        floor = s.fail_below_s
+        wait = s.timeout_s
         client = ctx.http(timeout=wait)
         for path in paths:
             ctx.check_deadline()

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
+from pydantic import Field
 from readyctl.checks.tls._probe import excerpt, refused
 
 from readyctl.check import (
@@ -13,6 +14,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -23,6 +25,15 @@ from readyctl.result import ErrorReason, Result
 DEFAULT_PATHS = ("/", "/health?from=readyctl&check=redirect")
 PERMANENT = (301, 308)
 TEMPORARY = (302, 303, 307)
+
+
+class Settings(CheckSettings):
+    """Settings of tls.https_redirect."""
+
+    paths: tuple[str, ...] = Field(
+        DEFAULT_PATHS, description="paths (with query) requested on the plain-HTTP URL"
+    )
+    timeout_s: float = Field(5.0, gt=0, description="seconds per request")
 
 
 class TlsHttpsRedirect(Check):
@@ -59,6 +70,7 @@ class TlsHttpsRedirect(Check):
         tags=("tls", "http"),
         refs=("5",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One GET per configured path on the plain-HTTP URL, without following redirects."""
@@ -70,9 +82,9 @@ class TlsHttpsRedirect(Check):
         if urlsplit(http_url).scheme != "http":
             yield self.errored(http_url, ErrorReason.CONFIG, "http_url must be a plain http:// URL")
             return
-        s = ctx.settings()
-        paths = [str(p) for p in s.get("paths", DEFAULT_PATHS)]
-        wait = float(s.get("timeout_s", 5))
+        s: Settings = ctx.settings()
+        paths = list(s.paths)
+        wait = s.timeout_s
         client = ctx.http(timeout=wait)
         for path in paths:
             ctx.check_deadline()

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import Field
 from readyctl.checks.tls._probe import HandshakeError, endpoint, handshake, legacy_control_server
 
 from readyctl.check import (
@@ -13,6 +14,7 @@ from readyctl.check import (
     Category,
     Check,
     CheckMeta,
+    CheckSettings,
     RemediationSpec,
     Safety,
     Severity,
@@ -39,6 +41,12 @@ def _last_line(trace: Any) -> str:
     return (lines[-1] if lines else "no detail")[:200]
 
 
+class Settings(CheckSettings):
+    """Settings of tls.protocols."""
+
+    network_timeout_s: float = Field(5.0, gt=0, description="seconds per connection attempt")
+
+
 def _scan(ctx: Context, targets: dict[str, tuple[str, int, str | None]]) -> dict[str, Any]:
     """Scan each named (host, port, ip) for TLS 1.0/1.1 suites: name -> ServerScanResult or str."""
     from sslyze import (
@@ -50,7 +58,8 @@ def _scan(ctx: Context, targets: dict[str, tuple[str, int, str | None]]) -> dict
     )
     from sslyze.errors import ServerHostnameCouldNotBeResolved
 
-    timeout = max(1, round(ctx.timeout(float(ctx.settings().get("network_timeout_s", 5)))))
+    s: Settings = ctx.settings()
+    timeout = max(1, round(ctx.timeout(s.network_timeout_s)))
     commands = {getattr(ScanCommand, command) for _, command, _ in LEGACY}
     out: dict[str, Any] = {}
     requests = []
@@ -139,6 +148,7 @@ class TlsProtocols(Check):
         tags=("tls",),
         refs=("5",),
     )
+    Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Scan the target and the positive control together, then judge each protocol."""
@@ -155,7 +165,8 @@ class TlsProtocols(Check):
             return
         # a quick handshake first: an endpoint that does not speak TLS at all fails fast here
         # instead of through sslyze's many probing attempts
-        wait = float(ctx.settings().get("network_timeout_s", 5))
+        s: Settings = ctx.settings()
+        wait = s.network_timeout_s
         try:
             handshake(ctx, ep, verify=False, timeout=wait, legacy=True)
         except HandshakeError as e:
