@@ -150,6 +150,14 @@ class Context:
         cls = check_class(cid)
         if cls is None or cls.Settings is None:
             return raw
+        from readyctl.check import settings_problem
+        from readyctl.errors import ConfigError
+
+        problem = settings_problem(cls, raw)
+        if problem is not None:
+            loc, message = problem
+            key = ".".join(str(p) for p in ("checks", cid, *loc))
+            raise ConfigError(f"{key}: {message}")
         return cls.Settings.model_validate(raw)
 
     # -- time ---------------------------------------------------------------------------

@@ -423,13 +423,19 @@ def run_command(opts: RunOptions) -> None:
     raise typer.Exit(code)
 
 
-def focused_exit(report: Any, *, nothing_is_ok: bool = False) -> tuple[int, str | None]:
+def focused_exit(
+    report: Any, *, nothing_is_ok: bool = False, own: Sequence[str] = ()
+) -> tuple[int, str | None]:
     """The exit code of a focused command (smoke, load, db *, env validate) and why.
 
     Like k6 on thresholds and pytest on a test: 1 on any unwaived fail of the checks it ran,
     whatever their severity; 3 when nothing could be verified (only skips, blocks, errors);
     0 otherwise. `nothing_is_ok`: nothing to check is a pass (lint with nothing pending).
+    `own`: id globs of the command's own checks; a passing probe (database.reachable) does
+    not make a rehearsal that had nothing to rehearse "verified".
     """
+    import fnmatch
+
     if report is None:
         return 130, None
     if report.data.get("interrupted"):
@@ -442,13 +448,14 @@ def focused_exit(report: Any, *, nothing_is_ok: bool = False) -> tuple[int, str 
     results = [r for r in report.results if live(r)]
     if any(r["status"] == "fail" for r in results):
         return 1, None
-    errors = [r for r in results if r["status"] in ("error", "blocked")]
-    scored = [r for r in results if r["status"] in ("pass", "warn")]
+    mine = [r for r in results if not own or any(fnmatch.fnmatchcase(r["id"], p) for p in own)]
+    errors = [r for r in mine if r["status"] in ("error", "blocked")]
+    scored = [r for r in mine if r["status"] in ("pass", "warn")]
     if errors:
         first = errors[0]
         return 3, f"could not verify {first['id']}: {first['reason'] or first['summary']}"
     if not scored:
-        first = next(iter(report.results), None)
+        first = next(iter(mine), None) or next(iter(report.results), None)
         reason = (first["reason"] or first["summary"]) if first else "no check ran"
         if nothing_is_ok:
             return 0, f"nothing to do: {reason}"
@@ -469,7 +476,7 @@ def run_focused(opts: RunOptions, *, nothing_is_ok: bool = False) -> None:
         raise typer.Exit(e.exit_code) from None
     if code in (2, 130) or report is None:
         raise typer.Exit(code)
-    focused, why = focused_exit(report, nothing_is_ok=nothing_is_ok)
+    focused, why = focused_exit(report, nothing_is_ok=nothing_is_ok, own=opts.fixed_selection)
     if why:
         sys.stderr.write(global_redactor().text(why) + "\n")
     raise typer.Exit(focused)

@@ -479,7 +479,9 @@ def test_db_commands_exit_codes(readyctl, demo_db, tmp_path) -> None:  # type: i
     run = readyctl("db", "rehearse", "--database-url", good_url, "--alembic-config", "nope.ini")
     assert run.code == 2 and "no such file" in run.err
     run = readyctl("db", "rehearse", "--database-url", good_url)  # no alembic.ini here
-    assert run.code == 1 and "nothing was checked: no migrations found" in run.err
+    # nothing to rehearse is not a pass: inconclusive (3), even though the database answered
+    assert run.code == 3 and "nothing was verified" in run.err, run.both
+    assert "no migrations found" in run.err
     run = readyctl("db", "lint", "--database-url", good_url, "--alembic-config", good_ini)
     assert run.code == 0 and "nothing to do: nothing pending to lint" in run.err, run.both
 
