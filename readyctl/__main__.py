@@ -1,6 +1,10 @@
 """`python -m readyctl`."""
 
-from readyctl.cli import main
-
 if __name__ == "__main__":
+    from readyctl import _interrupt
+
+    _interrupt.install()  # before the CLI's imports: a signal now is recorded, not fatal
+
+    from readyctl.cli import main
+
     main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from readyctl.redact import clip
 from readyctl.result import ErrorReason
 
 if TYPE_CHECKING:
@@ -138,5 +139,8 @@ def explain(exc: BaseException, action: str) -> tuple[ErrorReason, str]:
         )
     if code is not None:
         message = str((getattr(exc, "response", {}).get("Error") or {}).get("Message") or "")
-        return ErrorReason.CONNECTIVITY, f"{action}: AWS answered {code} {message[:120]}".strip()
-    return ErrorReason.BUG, f"{action}: {name}: {str(exc)[:160]}"
+        return (
+            ErrorReason.CONNECTIVITY,
+            f"{action}: AWS answered {code} {clip(message, 120)}".strip(),
+        )
+    return ErrorReason.BUG, f"{action}: {name}: {clip(exc, 160)}"

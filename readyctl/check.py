@@ -142,10 +142,11 @@ class CheckSettings(BaseModel):
     """Base of a check's typed settings (readyctl.yaml `checks: {ID: {...}}`).
 
     Subclasses declare each key with a type, a default and a one-line `description`;
-    unknown keys are refused before anything runs.
+    unknown keys are refused before anything runs. No float setting means anything as NaN
+    or infinity, so those are refused too.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Check:

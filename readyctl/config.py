@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from readyctl.check import Severity
 from readyctl.errors import ConfigError
+from readyctl.redact import clip
 
 DEFAULT_CONFIG_NAME = "readyctl.yaml"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# What a config may be before it is refused as one (a readyctl.yaml is a few hundred lines):
+# these bound the time and memory of reading a hostile or broken file.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the file on disk
+MAX_DEPTH = 64  # nesting of mappings and lists, aliases followed
+MAX_VALUES = 50_000  # values after YAML aliases are expanded
+MAX_EXPANDED_CHARS = 8 * 1024 * 1024  # characters after YAML aliases are expanded
+MAX_INTERPOLATED_CHARS = 8 * 1024 * 1024  # characters after `${VAR}` interpolation
+MAX_EXTENDS_CHAIN = 32  # environments in one `extends:` chain
 
 DEFAULT_REQUIRED = [
     "DATABASE_URL",
@@ -56,7 +68,8 @@ EnvType = Literal[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no float setting of readyctl.yaml means anything as NaN or infinity
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EnvRule(_Model):
@@ -181,10 +194,14 @@ class GateConfig(_Model):
         return None if self.require == "none" else Severity(self.require)
 
 
+# a weight is a finite number >= 0 (0: the check does not count)
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class ScoringConfig(_Model):
     """Weights by severity and per check (id globs)."""
 
-    weights: dict[Severity, float] = Field(
+    weights: dict[Severity, Weight] = Field(
         default_factory=lambda: {
             Severity.CRITICAL: 10,
             Severity.HIGH: 5,
@@ -193,7 +210,7 @@ class ScoringConfig(_Model):
             Severity.INFO: 0,
         }
     )
-    check_weights: dict[str, float] = Field(default_factory=dict)
+    check_weights: dict[str, Weight] = Field(default_factory=dict)
 
 
 class RunnerConfig(_Model):
@@ -298,44 +315,102 @@ class LoadedConfig:
 
     def error(self, loc: tuple[str | int, ...], message: str) -> ConfigError:
         """A ConfigError naming the file, the line and the key."""
-        key = ".".join(str(p) for p in loc)
-        return ConfigError(f"{self.where(*loc)}: {key}: {message}")
+        return ConfigError(f"{self.where(*loc)}: {_key(loc)}: {message}")
 
     def environment(self, name: str | None) -> tuple[str, Environment]:
         """Resolve the environment to run against (flag, default, or the only one)."""
         envs = self.config.environments
-        if name is None:
-            name = self.config.default_environment
+        loc: tuple[str | int, ...] = ("environments",)
+        if name is None and self.config.default_environment is not None:
+            name, loc = self.config.default_environment, ("default_environment",)
         if name is None:
             if len(envs) == 1:
                 name = next(iter(envs))
             elif not envs:
                 return "default", Environment()
             else:
-                raise ConfigError(
-                    f"{self.where('environments')}: several environments "
-                    f"({', '.join(sorted(envs))}); pick one with --env NAME"
+                raise self.error(
+                    loc,
+                    f"several environments ({_names(envs)}); pick one with --env NAME "
+                    "or set default_environment",
                 )
         if name not in envs:
-            known = ", ".join(sorted(envs)) or "none defined"
-            raise ConfigError(
-                f"{self.where('environments')}: unknown environment {name!r} (known: {known}); "
-                "fix --env or add it under environments:"
+            known = _names(envs) or "none defined"
+            fix = "default_environment" if loc == ("default_environment",) else "--env"
+            raise self.error(
+                loc,
+                f"unknown environment {_show(name)} (known: {known}); "
+                f"fix {fix} or add it under environments:",
             )
         env = envs[name]
         if env.env_file:
-            path = self.resolve_path(env.env_file)
-            if not path.is_file():
+            key = ("environments", name, "env_file")
+            if not self.is_file(key, env.env_file):
                 raise self.error(
-                    ("environments", name, "env_file"),
-                    f"env file {env.env_file} does not exist; create it or fix the path",
+                    key, f"env file {_show(env.env_file)} does not exist; create it or fix the path"
                 )
         return name, env
 
     def resolve_path(self, p: str) -> Path:
         """A config-relative path made absolute."""
-        path = Path(os.path.expanduser(p))
+        with contextlib.suppress(ValueError, OSError):  # `~user` with a NUL byte
+            p = os.path.expanduser(p)
+        path = Path(p)
         return path if path.is_absolute() else self.base_dir / path
+
+    def is_file(self, loc: tuple[str | int, ...], p: str) -> bool:
+        """Whether the path a setting names is a file; a path no system can hold (too long,
+        a NUL byte) is a ConfigError naming the key, not a crash."""
+        problem = path_problem(self.resolve_path(p))
+        if problem is not None:
+            raise self.error(loc, problem)
+        return self.resolve_path(p).is_file()
+
+
+def path_problem(path: Path) -> str | None:
+    """Why no system can look `path` up (too long, a NUL byte), or None when it can."""
+    try:
+        encoded = os.fsencode(path)
+    except (UnicodeError, ValueError):
+        return "the path is not valid text; fix the path"
+    if b"\0" in encoded:
+        return "the path contains a NUL byte; fix the path"
+    try:
+        os.stat(encoded)
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            longest = max((len(part) for part in encoded.split(b"/")), default=0)
+            return (
+                f"the path is too long ({len(encoded)} bytes, its longest name {longest}; "
+                "the system allows 255 bytes per name); shorten it"
+            )
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return f"the path cannot be looked up ({e.strerror}); fix the path or its permissions"
+    return None
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for a one-line message: its repr, shortened."""
+    text = repr(value)  # redacted before it is shortened: config values may hold secrets
+    return clip(text, limit) + (f"... ({len(text)} characters)" if len(text) > limit else "")
+
+
+def _key(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A key path for a message (`environments.staging.env_file`), printable and short."""
+    parts = []
+    for part in loc:
+        text = part if isinstance(part, str) else _show(part)
+        if not text.isprintable() or len(text) > 60:
+            text = _show(text)
+        parts.append(text)
+    return ".".join(parts)
+
+
+def _names(keys: Any, limit: int = 12) -> str:
+    """Some mapping keys for a message, sorted whatever their types (`a, b, 1`)."""
+    shown = sorted((k if isinstance(k, str) and k.isprintable() else _show(k)) for k in keys)
+    more = f", ... (+{len(shown) - limit} more)" if len(shown) > limit else ""
+    return ", ".join(clip(s, 60) for s in shown[:limit]) + more
 
 
 # -- YAML with line numbers --------------------------------------------------------------
@@ -354,7 +429,7 @@ class _LineMap:
             if isinstance(node, yaml.MappingNode):
                 nxt = None
                 for k, v in node.value:
-                    if str(k.value) == str(part):
+                    if isinstance(k, yaml.ScalarNode) and k.value == str(part):
                         best = k.start_mark.line + 1
                         nxt = v
                         break
@@ -370,29 +445,75 @@ class _LineMap:
                 return best
         return best
 
+    def loc_of(self, target: yaml.Node) -> tuple[str | int, ...]:
+        """The key path of a node (for problems found in one value while reading)."""
+        stack: list[tuple[yaml.Node | None, tuple[str | int, ...]]] = [(self.node, ())]
+        seen: set[int] = set()
+        while stack:
+            node, loc = stack.pop()
+            if node is target:
+                return loc
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                for k, v in reversed(node.value):
+                    name = k.value if isinstance(k, yaml.ScalarNode) else "?"
+                    stack += [(v, (*loc, name)), (k, loc)]
+            elif isinstance(node, yaml.SequenceNode):
+                stack += [(v, (*loc, i)) for i, v in reversed(list(enumerate(node.value)))]
+        return ()
+
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
-def interpolate(value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...] = ()) -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string; a missing VAR is an error."""
-    if isinstance(value, str):
+def interpolate(
+    value: Any,
+    environ: Mapping[str, str],
+    loc: tuple[str | int, ...] = (),
+    *,
+    limit: int = MAX_INTERPOLATED_CHARS,
+) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string; a missing VAR is an error.
 
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group("name"), m.group("default")
-            got = environ.get(name)
-            if got is None or (got == "" and default is not None):
-                if default is not None:
-                    return default
-                raise _InterpolationError(loc, name)
-            return got
+    The result is bounded: past `limit` characters (each value counts one more) it stops
+    with the key where it got there. Values YAML aliases share are copied here, so this
+    also bounds what a document of aliases would grow to.
+    """
+    left = limit
 
-        return _VAR.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: interpolate(v, environ, (*loc, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, environ, (*loc, i)) for i, v in enumerate(value)]
-    return value
+    def spend(n: int, where: tuple[str | int, ...]) -> None:
+        nonlocal left
+        left -= n
+        if left < 0:
+            raise _InterpolationTooLarge(where, limit)
+
+    def walk(v: Any, where: tuple[str | int, ...]) -> Any:
+        spend(1, where)
+        if isinstance(v, str):
+            spend(len(v), where)
+            if "${" not in v:
+                return v
+
+            def sub(m: re.Match[str]) -> str:
+                name, default = m.group("name"), m.group("default")
+                got = environ.get(name)
+                if got is None or (got == "" and default is not None):
+                    if default is None:
+                        raise _InterpolationError(where, name)
+                    got = default
+                spend(len(got), where)
+                return got
+
+            return _VAR.sub(sub, v)
+        if isinstance(v, dict):
+            return {k: walk(x, (*where, k)) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x, (*where, i)) for i, x in enumerate(v)]
+        return v
+
+    return walk(value, loc)
 
 
 class _InterpolationError(Exception):
@@ -400,6 +521,13 @@ class _InterpolationError(Exception):
         super().__init__(name)
         self.loc = loc
         self.name = name
+
+
+class _InterpolationTooLarge(Exception):
+    def __init__(self, loc: tuple[str | int, ...], limit: int) -> None:
+        super().__init__(f"more than {limit} characters")
+        self.loc = loc
+        self.limit = limit
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -412,6 +540,19 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _kind(value: Any) -> str:
+    """What a YAML value is, in YAML's words (for messages)."""
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return {"str": "string", "bool": "boolean", "int": "number", "float": "number"}.get(
+        type(value).__name__, type(value).__name__
+    )
+
+
 def _resolve_inheritance(raw: dict[str, Any], lines: _LineMap, path: Path) -> dict[str, Any]:
     envs = raw.get("environments")
     if not isinstance(envs, dict):
@@ -419,33 +560,53 @@ def _resolve_inheritance(raw: dict[str, Any], lines: _LineMap, path: Path) -> di
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         return raw
-    resolved: dict[str, Any] = {}
+    resolved: dict[Any, Any] = {}
 
-    def resolve(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    def error(name: Any, message: str) -> ConfigError:
+        loc = ("environments", name, "extends")
+        return ConfigError(f"{path}:{lines.line(loc)}: {_key(loc)}: {message}")
+
+    def resolve(name: Any, seen: tuple[Any, ...]) -> Any:
         if name in resolved:
             return resolved[name]
         body = envs.get(name)
+        if body is None:
+            body = {}
         if not isinstance(body, dict):
-            body = {} if body is None else body
-            if not isinstance(body, dict):
-                return body  # let validation report the wrong type
+            return body  # let validation report the wrong type
         parent = body.get("extends")
-        if parent is not None:
-            if parent in seen:
-                line = lines.line(("environments", name, "extends"))
-                raise ConfigError(
-                    f"{path}:{line}: environments.{name}.extends: inheritance loop through "
-                    f"{' -> '.join((*seen, parent))}"
-                )
-            if parent not in envs:
-                line = lines.line(("environments", name, "extends"))
-                raise ConfigError(
-                    f"{path}:{line}: environments.{name}.extends: unknown environment "
-                    f"{parent!r}; known: {', '.join(sorted(envs))}"
-                )
-            merged = _merge(resolve(parent, (*seen, name)), body)
-        else:
+        if parent is None:
             merged = _merge(base, body)
+        else:
+            if not isinstance(parent, str):
+                raise error(
+                    name,
+                    f"must be the name of one environment (a string), not a {_kind(parent)}; "
+                    "an environment extends one other, which may itself extend a third",
+                )
+            if parent in seen:
+                chain = " -> ".join(_key((n,)) for n in (*seen, parent))
+                raise error(name, f"inheritance loop through {chain}; break the loop")
+            if parent not in envs:
+                raise error(
+                    name,
+                    f"unknown environment {_show(parent)}; known: {_names(envs)}",
+                )
+            if len(seen) >= MAX_EXTENDS_CHAIN:
+                raise error(
+                    name,
+                    f"the extends chain is longer than {MAX_EXTENDS_CHAIN} environments "
+                    f"({_key(seen[:1])} -> {_key(seen[1:2])} -> ...); shorten it",
+                )
+            inherited = resolve(parent, (*seen, parent))
+            if not isinstance(inherited, dict):
+                raise error(
+                    name,
+                    f"extends environment {_show(parent)}, which is a {_kind(inherited)}, not "
+                    f"a mapping of settings; make environments.{_key((parent,))} a mapping "
+                    "(`{}` for an empty one)",
+                )
+            merged = _merge(inherited, body)
         resolved[name] = merged
         return merged
 
@@ -456,42 +617,261 @@ def _resolve_inheritance(raw: dict[str, Any], lines: _LineMap, path: Path) -> di
     return out
 
 
+def _short_repr(value: Any) -> str | None:
+    """A short repr of a value for a message, or None when it is not short."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother, short.maxlist, short.maxdict = 3, 80, 80, 6, 6
+    shown = short.repr(value)
+    return shown if len(shown) < 60 and "..." not in shown else None
+
+
 def _format_validation(err: ValidationError, lines: _LineMap, path: Path) -> str:
-    first = err.errors()[0]
+    errors = err.errors()
+    first = errors[0]
     loc = tuple(first["loc"])
-    key = ".".join(str(p) for p in loc)
+    key = _key(loc)
     line = lines.line(loc)
     kind = first["type"]
     if kind == "extra_forbidden":
         parent = loc[:-1]
-        msg = f"unknown key {loc[-1]!r}" + (f" in {'.'.join(map(str, parent))}" if parent else "")
+        msg = f"unknown key {_show(loc[-1])}" + (f" in {_key(parent)}" if parent else "")
         msg += "; remove it or check its spelling (readyctl schema lists the keys)"
+    elif loc and loc[-1] == "[key]":  # pydantic's label for a mapping's key
+        loc = loc[:-1]
+        key, line = _key(loc), lines.line(loc)
+        msg = f"the key {_show(first.get('input'))} is not valid here: {first['msg']}"[:300]
+        if kind == "string_type":
+            msg += "; quote it to make it text"
     else:
-        msg = first["msg"]
+        msg = str(first["msg"])[:300]
         if "input" in first and kind not in ("missing",):
-            shown = repr(first["input"])
-            if len(shown) < 60:
+            shown = _short_repr(first["input"])
+            if shown is not None:
                 msg += f" (got {shown})"
-    more = len(err.errors()) - 1
+        if kind == "finite_number":
+            msg += "; write a number (NaN and infinity mean nothing here)"
+    more = len(errors) - 1
     tail = f" [+{more} more]" if more > 0 else ""
     return f"{path}:{line}: {key}: {msg}{tail}"
 
 
-def _parse_yaml(path: Path) -> tuple[yaml.Node | None, Any]:
-    """The node tree (for line numbers) and the data of one YAML file; errors are one line."""
+class _BadValue(Exception):
+    """A YAML value its tag cannot hold (`!!int abc`, an int of 5,000 digits)."""
+
+    def __init__(self, node: yaml.Node, error: Exception) -> None:
+        super().__init__(str(error))
+        self.node = node
+
+
+class _ConfigLoader(_Loader):  # type: ignore[misc, valid-type]
+    """The safe loader, with dates kept as the text they were written as and a value its tag
+    cannot hold raised with its node.
+
+    A date stays text so that pydantic parses it where a date is expected: an impossible
+    date (`2026-02-30`) is then an error naming its key, not a crash while reading YAML.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, _BadValue):
+            raise
+        except Exception as e:  # int("9" * 5000), !!float abc, !!bool maybe
+            raise _BadValue(node, e) from None
+
+
+_ConfigLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    lambda loader, node: loader.construct_scalar(node),
+)
+
+
+def _construct_int(loader: Any, node: yaml.Node) -> int:
+    value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    if abs(value).bit_length() > 256:  # 0xfff... of 5,000 digits: no setting is that large
+        raise ValueError("the number is too large for any setting")
+    return value
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _read_text(path: Path) -> str:
+    """The file as text: bounded in size, UTF-8, or a one-line ConfigError."""
     try:
-        loader = _Loader(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(
+            f"{path}: cannot read the file ({e.strerror or e}); check the path and permissions"
+        ) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}:1: the file is larger than {MAX_CONFIG_BYTES // 2**20} MB; "
+            "a readyctl.yaml is a few KB: is this the right file?"
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{path}:1: the file is UTF-16 or UTF-32 text; save it as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - data.rfind(b"\n", 0, e.start)
+        raise ConfigError(
+            f"{path}:{line}: not valid UTF-8: byte 0x{data[e.start]:02x} at byte offset "
+            f"{e.start} (line {line}, column {column}); save the file as UTF-8"
+        ) from None
+
+
+def _scan(text: str, path: Path) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and more than MAX_VALUES values from the event
+    stream, before a tree is built (building one recurses once per level)."""
+    loader = _ConfigLoader(text)
+    # one frame per open mapping or list: [is_mapping, a key comes next, key or index]
+    stack: list[list[Any]] = []
+    values = 0
+
+    def done() -> None:  # a node ended: its parent moves on
+        if stack:
+            top = stack[-1]
+            if top[0]:
+                top[1] = not top[1]
+            else:
+                top[2] += 1
+
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+                if stack and stack[-1][0] and stack[-1][1]:
+                    stack[-1][2] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+                values += 1
+                done()
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if stack and stack[-1][0] and stack[-1][1]:
+                    stack[-1][2] = "?"  # a mapping or list used as a key
+                values += 1
+                mapping = isinstance(event, yaml.MappingStartEvent)
+                stack.append([True, True, None] if mapping else [False, False, 0])
+                if len(stack) > MAX_DEPTH:
+                    loc = [frame[2] for frame in stack[:3]]
+                    raise ConfigError(
+                        f"{path}:{event.start_mark.line + 1}: {_key(loc)}...: nested deeper "
+                        f"than {MAX_DEPTH} levels; a readyctl.yaml needs a handful: flatten it"
+                    )
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                stack.pop()
+                done()
+            if values > MAX_VALUES:
+                raise ConfigError(
+                    f"{path}:{event.start_mark.line + 1}: more than {MAX_VALUES} values; "
+                    "a readyctl.yaml needs a few hundred: is this the right file?"
+                )
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, path: Path) -> None:
+    """Refuse what YAML aliases would make of the tree: a node that contains itself, nesting
+    deeper than MAX_DEPTH, more than MAX_VALUES values or MAX_EXPANDED_CHARS characters (a
+    "billion laughs" document of 500 bytes expands to gigabytes)."""
+    memo: dict[int, tuple[int, int, int]] = {}  # id -> (values, characters, height)
+    active: set[int] = set()
+
+    def fail(node: yaml.Node, what: str) -> ConfigError:
+        loc = _LineMap(root).loc_of(node)
+        return ConfigError(f"{path}:{node.start_mark.line + 1}: {_key(loc) or '(top)'}: {what}")
+
+    def deep(node: yaml.Node) -> ConfigError:
+        return fail(
+            node,
+            f"nested deeper than {MAX_DEPTH} levels once YAML aliases are followed; "
+            "a readyctl.yaml needs a handful: flatten it",
+        )
+
+    def walk(node: yaml.Node, depth: int) -> tuple[int, int, int]:
+        if depth > MAX_DEPTH:
+            raise deep(node)
+        got = memo.get(id(node))
+        if got is None:
+            if id(node) in active:
+                raise fail(
+                    node,
+                    "a YAML alias refers to a value that contains it (a recursive alias), "
+                    "which never ends; remove the alias",
+                )
+            if isinstance(node, yaml.ScalarNode):
+                got = (1, len(node.value), 0)
+            else:
+                active.add(id(node))
+                if isinstance(node, yaml.MappingNode):
+                    children = [n for pair in node.value for n in pair]
+                else:
+                    children = list(node.value)
+                values, chars, height = 1, 0, 0
+                for child in children:
+                    v, c, h = walk(child, depth + 1)
+                    values, chars, height = values + v, chars + c, max(height, h + 1)
+                    if values > MAX_VALUES or chars > MAX_EXPANDED_CHARS:
+                        raise fail(
+                            node,
+                            f"expands to more than {MAX_VALUES} values or "
+                            f"{MAX_EXPANDED_CHARS // 2**20} MB once YAML aliases are "
+                            "followed (each alias repeats what it names); use fewer aliases",
+                        )
+                active.discard(id(node))
+                got = (values, chars, height)
+            memo[id(node)] = got
+        if depth + got[2] > MAX_DEPTH:
+            raise deep(node)
+        return got
+
+    walk(root, 0)
+
+
+def _yaml_problem(e: yaml.YAMLError, text: str, path: Path) -> str:
+    """A YAML error as one line naming the file and line."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    position = getattr(e, "position", None)
+    if mark is not None:
+        line: int | str = mark.line + 1
+    elif isinstance(position, int):
+        line = text.count("\n", 0, position) + 1
+    else:
+        line = "?"
+    problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+    return f"{path}:{line}: YAML syntax error: {problem}; fix the indentation or quoting"
+
+
+def _parse_yaml(path: Path) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for line numbers) and the data of one YAML file; errors are one line.
+
+    Reading is bounded before anything grows: the file's size, its nesting, and what YAML
+    aliases expand to are checked first (see the MAX_* limits).
+    """
+    text = _read_text(path)
+    node = None
+    try:
+        _scan(text, path)
+        loader = _ConfigLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                _check_expansion(node, path)
             raw = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"{mark.line + 1}" if mark is not None else "?"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(_yaml_problem(e, text, path)) from None
+    except _BadValue as e:
+        loc = _LineMap(node).loc_of(e.node)
+        tag = str(e.node.tag).rsplit(":", 1)[-1]
+        why = str(e).split(";")[0]
         raise ConfigError(
-            f"{path}:{line}: YAML syntax error: {problem}; fix the indentation or quoting"
+            f"{path}:{e.node.start_mark.line + 1}: {_key(loc) or '(top)'}: "
+            f"{_show(e.node.value)} is not a valid {tag} ({why}); quote it to keep it as text"
         ) from None
     return node, raw
 
@@ -507,6 +887,9 @@ def load_config(
             return LoadedConfig(Config(), None, None)
         path = candidate
     path = Path(path)
+    problem = path_problem(path)
+    if problem is not None:
+        raise ConfigError(f"{str(path)[:200]}: config file: {problem}")
     if not path.is_file():
         raise ConfigError(
             f"{path}: config file not found; pass --config FILE or create {DEFAULT_CONFIG_NAME}"
@@ -520,31 +903,66 @@ def load_config(
     try:
         raw = interpolate(raw, environ)
     except _InterpolationError as e:
-        key = ".".join(str(p) for p in e.loc)
         raise ConfigError(
-            f"{path}:{lines.line(e.loc)}: {key}: environment variable {e.name} is not set; "
-            f"export it or write ${{{e.name}:-default}}"
+            f"{path}:{lines.line(e.loc)}: {_key(e.loc)}: environment variable {e.name} is not "
+            f"set; export it or write ${{{e.name}:-default}}"
+        ) from None
+    except _InterpolationTooLarge as e:
+        raise ConfigError(
+            f"{path}:{lines.line(e.loc)}: {_key(e.loc) or '(top)'}: the config grows past "
+            f"{e.limit // 2**20} MB once ${{VAR}} references are filled in; a readyctl.yaml is "
+            "a few KB: check the variables it uses and how often"
         ) from None
     raw = _resolve_inheritance(raw, lines, path)
     try:
         config = Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, lines, path)) from None
+    loaded = LoadedConfig(config, path.resolve(), lines)
+    _check_paths(loaded)
     if config.waivers_file:
-        config = config.model_copy(
-            update={"waivers": [*config.waivers, *_load_waivers_file(path, config.waivers_file)]}
-        )
-    return LoadedConfig(config, path.resolve(), lines)
+        waivers = _load_waivers_file(path, config.waivers_file, lines)
+        config = config.model_copy(update={"waivers": [*config.waivers, *waivers]})
+        loaded = LoadedConfig(config, path.resolve(), lines)
+    return loaded
 
 
-def _load_waivers_file(config_path: Path, name: str) -> list[Waiver]:
+def _check_paths(loaded: LoadedConfig) -> None:
+    """A path setting no system can hold (too long, a NUL byte) is a config error naming its
+    key, here, rather than an OSError wherever the path is first used."""
+    cfg = loaded.config
+    paths: list[tuple[tuple[str | int, ...], str | None]] = [
+        (("report", "out"), cfg.report.out),
+        (("report", "history_dir"), cfg.report.history_dir),
+        (("env", "example_file"), cfg.env.example_file),
+    ]
+    for name, env in cfg.environments.items():
+        for key in ("env_file", "ca_bundle"):
+            paths.append((("environments", name, key), getattr(env, key)))
+    for loc, value in paths:
+        if value:
+            problem = path_problem(loaded.resolve_path(value))
+            if problem is not None:
+                raise loaded.error(loc, problem)
+
+
+def _load_waivers_file(
+    config_path: Path, name: str, config_lines: _LineMap | None = None
+) -> list[Waiver]:
     """Read a separate waivers file; any problem is a one-line ConfigError."""
-    path = Path(os.path.expanduser(name))
+    where = f"{config_path}:{config_lines.line(('waivers_file',)) if config_lines else 1}"
+    with contextlib.suppress(ValueError, OSError):  # `~user` with a NUL byte
+        name = os.path.expanduser(name)
+    path = Path(name)
     if not path.is_absolute():
         path = config_path.parent / path
+    problem = path_problem(path)
+    if problem is not None:
+        raise ConfigError(f"{where}: waivers_file: {problem}")
     if not path.is_file():
         raise ConfigError(
-            f"{path}: waivers file not found (named by waivers_file in {config_path})"
+            f"{where}: waivers_file: waivers file {_show(str(path), 200)} not found; "
+            "create it or fix the path"
         )
     node, raw = _parse_yaml(path)
     lines = _LineMap(node)
@@ -559,13 +977,12 @@ def _load_waivers_file(config_path: Path, name: str) -> list[Waiver]:
         except ValidationError as e:
             first = e.errors()[0]
             loc = (*prefix, i, *first["loc"])
-            key = ".".join(str(p) for p in loc)
             what = (
-                f"unknown key {first['loc'][-1]!r}"
+                f"unknown key {_show(first['loc'][-1])}"
                 if first["type"] == "extra_forbidden"
-                else first["msg"]
+                else str(first["msg"])[:300]
             )
-            raise ConfigError(f"{path}:{lines.line(loc)}: {key}: {what}") from None
+            raise ConfigError(f"{path}:{lines.line(loc)}: {_key(loc)}: {what}") from None
     return out
 
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], dt.datetime]
 
+# a login answer is a token or two: more than this is not a login answer
+LOGIN_MAX_BODY = 1_000_000
+
 
 def system_clock() -> dt.datetime:
     """The real time, timezone-aware (UTC)."""
@@ -217,9 +220,23 @@ class Context:
         return src
 
     # -- clients ------------------------------------------------------------------------
-    def http(self, *, timeout: float = 10.0, follow_redirects: bool = False) -> httpx.Client:
-        """An HTTP client for the target's base URL; closed at the end of the run."""
+    def http(
+        self,
+        *,
+        timeout: float = 10.0,
+        follow_redirects: bool = False,
+        max_body: int | None = None,
+        max_wire: int | None = None,
+    ) -> httpx.Client:
+        """An HTTP client for the target's base URL; closed at the end of the run.
+
+        Every response it gives is bounded (readyctl/httpread.py): at most `max_body` decoded
+        bytes (default 10 MB) and `max_wire` bytes on the wire (default 10 MB), else
+        `BodyTooLarge`; every socket read stops at this check's deadline.
+        """
         import httpx
+
+        from readyctl import httpread
 
         env = self.environment
         verify: Any = True
@@ -232,8 +249,15 @@ class Context:
             verify=verify,
             timeout=self.timeout(timeout),
             follow_redirects=follow_redirects,
-            headers={"User-Agent": "readyctl"},
+            headers={"User-Agent": "readyctl", "Accept-Encoding": httpread.ACCEPT_ENCODING},
         )
+        limits = httpread.Limits(
+            max_body=max_body or httpread.MAX_BODY_BYTES,
+            max_wire=max_wire or httpread.MAX_WIRE_BYTES,
+            deadline=self.deadline,
+            cancelled=self.state.cancelled,
+        )
+        httpread.bound_client(client, limits)
         self.add_cleanup(client.close)
         clients = getattr(self, "_clients", None)
         if clients is not None:
@@ -281,16 +305,31 @@ class Context:
             )
         self.redactor.add(password)
         body = {cfg.username_field: user, cfg.password_field: password}
-        client = self.http(timeout=15)
+        from readyctl.httpread import DEADLINE, BodyDeadline, BodyTooLarge
+
+        client = self.http(timeout=15, max_body=LOGIN_MAX_BODY)
+        # the whole exchange (headers trickled a byte at a time included) within 15 s
+        wait = {"extensions": {DEADLINE: time.monotonic() + self.timeout(15)}}
         try:
             if cfg.body_format == "json":
-                resp = client.request(cfg.method, cfg.path, json=body)
+                resp = client.request(cfg.method, cfg.path, json=body, **wait)
             else:
-                resp = client.request(cfg.method, cfg.path, data=body)
+                resp = client.request(cfg.method, cfg.path, data=body, **wait)
+        except (BodyTooLarge, BodyDeadline) as e:
+            raise AuthError(f"login at {cfg.path}: {e}") from None
+        except httpx.TimeoutException as e:
+            raise AuthError(
+                f"login at {cfg.path} did not answer in time ({type(e).__name__})"
+            ) from None
         except httpx.HTTPError as e:
             raise AuthError(f"login request to {cfg.path} failed: {type(e).__name__}") from None
         if resp.status_code >= 400:
             raise AuthError(f"login at {cfg.path} answered {resp.status_code}")
+        if resp.is_redirect:
+            where = resp.headers.get("location", "")[:120]
+            raise AuthError(
+                f"login at {cfg.path} answered {resp.status_code} to {where}, not a token"
+            )
         try:
             data = resp.json()
         except ValueError:

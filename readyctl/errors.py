@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+# everything str.splitlines() splits on, and other control characters
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
 
 class ReadyctlError(Exception):
     """Base of every error readyctl reports to a user."""
@@ -10,7 +15,14 @@ class ReadyctlError(Exception):
 
 
 class ConfigError(ReadyctlError):
-    """The configuration file or a flag is wrong; nothing ran."""
+    """The configuration file or a flag is wrong; nothing ran.
+
+    The message is always one line (`FILE:LINE: key.path: what is wrong and how to fix it`):
+    line breaks that a value brought in become spaces.
+    """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(_LINE_BREAKS.sub(" ", str(message)))
 
 
 class UsageError(ReadyctlError):

@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from readyctl.redact import clip
+
 # Schemas that belong to PostgreSQL, not to the application.
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -375,11 +377,15 @@ def diff(expected: Fingerprint, actual: Fingerprint, *, rows: bool = True) -> li
         for n in sorted(set(act) - set(exp)):
             if _owner_table(kind, n, act[n]) in act_tables - exp_tables:
                 continue  # belongs to a left-over table, already reported
-            changes.append(Change(kind, n, "extra", f"{word} {n} is left over ({act[n][:120]})"))
+            changes.append(
+                Change(kind, n, "extra", f"{word} {n} is left over ({clip(act[n], 120)})")
+            )
         for n in sorted(set(exp) - set(act)):
             if _owner_table(kind, n, exp[n]) in exp_tables - act_tables:
                 continue  # belongs to a missing table, already reported
-            changes.append(Change(kind, n, "missing", f"{word} {n} is missing ({exp[n][:120]})"))
+            changes.append(
+                Change(kind, n, "missing", f"{word} {n} is missing ({clip(exp[n], 120)})")
+            )
         for n in sorted(set(exp) & set(act)):
             if exp[n] != act[n]:
                 changes.append(
@@ -387,7 +393,7 @@ def diff(expected: Fingerprint, actual: Fingerprint, *, rows: bool = True) -> li
                         kind,
                         n,
                         "changed",
-                        f"{word} {n} changed from {exp[n][:100]} to {act[n][:100]}",
+                        f"{word} {n} changed from {clip(exp[n], 100)} to {clip(act[n], 100)}",
                     )
                 )
     if rows:

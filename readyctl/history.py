@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from readyctl import _json
 from readyctl.scoring import GateReason
 
 PINS_FILE = "baseline-pins.json"
@@ -49,7 +50,7 @@ def save(data: dict[str, Any], directory: Path, keep: int) -> Path:
         n += 1
         path = directory / f"{stamp}-{env}-{n}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    tmp.write_text(_json.dumps(data, indent=1), encoding="utf-8")
     os.replace(tmp, path)
     runs = _runs(directory)
     for old, _ in runs[: max(0, len(runs) - keep)]:
@@ -133,7 +134,7 @@ def _write_pins(directory: Path, pins: Mapping[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / PINS_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"version": 1, "pins": pins}, indent=1), encoding="utf-8")
+    tmp.write_text(_json.dumps({"version": 1, "pins": pins}, indent=1), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -175,7 +176,7 @@ def pin(directory: Path, key: str, source: Path, data: Mapping[str, Any], run: s
     copy = directory / name
     copy.parent.mkdir(parents=True, exist_ok=True)
     tmp = copy.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    tmp.write_text(_json.dumps(data, indent=1), encoding="utf-8")
     os.replace(tmp, copy)
     old = pins.get(key, {}).get("file")
     if old and old != name:

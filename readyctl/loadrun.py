@@ -29,6 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from readyctl import _proc
+from readyctl.redact import clip, current_redactor
+
 MAX_USERS = 5000
 MAX_DURATION_S = 3600.0
 STOP_GRACE_S = 5.0
@@ -485,7 +488,7 @@ def read_csv_failures(prefix: Path, limit: int = 5) -> list[dict[str, Any]]:
             out.append(
                 {
                     "name": f"{row.get('Method', '')} {row.get('Name', '')}".strip(),
-                    "error": (row.get("Error") or "")[:200],
+                    "error": clip(row.get("Error") or "", 200),
                     "occurrences": int(_num(row.get("Occurrences")) or 0),
                 }
             )
@@ -648,14 +651,14 @@ class LocustRun:
         cmd = [plan.python, "-m", "locust", "-f", files, "--loglevel", "WARNING", *args]
         log = open(self.dir / f"{role}.log", "wb")  # noqa: SIM115 - closed in stop()
         try:
-            proc = subprocess.Popen(
+            proc = _proc.popen(
                 cmd,
+                name=f"locust {role}",
                 cwd=str(self.dir),
                 env=_child_env(self.spec_path),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         finally:
             log.close()
@@ -753,29 +756,11 @@ class LocustRun:
         for _, p in self.procs[1:]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(max(0.0, until - time.monotonic()))
-        for _, p in self.procs[1:]:
-            if p.poll() is None:
-                _kill_group(p, signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(STOP_GRACE_S)
-            if p.poll() is None:
-                _kill_group(p, signal.SIGKILL)
-                p.wait(5)
+        _proc.stop_many([p for _, p in self.procs[1:]], grace=STOP_GRACE_S, sig=signal.SIGTERM)
 
     def stop(self) -> None:
-        """Stop every locust process (TERM, then KILL) and reap them. Idempotent."""
-        for _, p in self.procs:
-            if p.poll() is None:
-                _kill_group(p, signal.SIGTERM)
-        until = time.monotonic() + STOP_GRACE_S
-        for _, p in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(max(0.05, until - time.monotonic()))
-        for _, p in self.procs:
-            if p.poll() is None:
-                _kill_group(p, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(5)
+        """Stop every locust process group (TERM, then KILL) and reap them. Idempotent."""
+        _proc.stop_many([p for _, p in self.procs], grace=STOP_GRACE_S, sig=signal.SIGTERM)
 
     def cleanup(self) -> None:
         """Stop the processes and delete the work directory (tokens included)."""
@@ -796,7 +781,7 @@ class LocustRun:
                 continue
             lines = [ln for ln in text.strip().splitlines() if ln.strip()]
             if lines:
-                return "\n".join(lines)[-chars:]
+                return current_redactor().tail("\n".join(lines), chars)
         return ""
 
     # -- results ------------------------------------------------------------------------
@@ -847,17 +832,12 @@ class LocustRun:
         codes = [p.returncode for _, p in self.procs]
         tail = self.log_tail()
         if tail:
-            last = tail.splitlines()[-1][:300]
+            last = clip(tail.splitlines()[-1], 300)
             raise LoadRunError(f"locust recorded no requests (exit codes {codes}): {last}")
         raise LoadRunError(
             f"locust recorded no requests in the {self.plan.duration_s:g} s run (exit codes "
             f"{codes}); the target may not answer within the request timeout"
         )
-
-
-def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
 
 
 def run(

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,8 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from readyctl import _proc, scratch
 from readyctl import fingerprint as fp
-from readyctl import scratch
+from readyctl.redact import clip
 
 # Tables whose rows record migration state (timestamps differ on every run): their rows are
 # not compared, their schema is.
@@ -210,14 +210,6 @@ def with_session_options(url: str, options: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(merged)))
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """Kill a subprocess and its process group."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        proc.wait(5)
-
-
 def run_process(
     cmd: Sequence[str] | str,
     *,
@@ -226,27 +218,26 @@ def run_process(
     timeout_s: float,
     shell: bool = False,
 ) -> tuple[int, str, str]:
-    """Run a command in its own process group; kill the group on timeout (StepFailed)."""
-    proc = subprocess.Popen(
-        cmd,  # type: ignore[arg-type]
-        env=env,
-        cwd=cwd,
-        shell=shell,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    """Run a command in its own process group; kill the group on timeout (StepFailed).
+
+    The group is registered with readyctl._proc: Ctrl-C/SIGTERM to readyctl kills it too.
+    """
     try:
-        out, err = proc.communicate(timeout=timeout_s)
+        proc = _proc.run(
+            cmd,
+            env=env,
+            cwd=cwd,
+            shell=shell,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
         raise StepFailed(f"did not finish within {timeout_s:g} s", timed_out=True) from None
-    except BaseException:
-        _kill_group(proc)
-        raise
-    return proc.returncode, out, err
+    except _proc.ProcessesStopped as e:
+        raise StepFailed(str(e)) from None
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def _last_error_line(text: str) -> str:
@@ -255,8 +246,8 @@ def _last_error_line(text: str) -> str:
     for x in reversed(lines):
         low = x.lower()
         if "error" in low or "exception" in low or "fatal" in low:
-            return x[:300]
-    return (lines[-1] if lines else "no output")[:300]
+            return clip(x, 300)
+    return clip(lines[-1] if lines else "no output", 300)
 
 
 def _in_thread(fn: Callable[[], Any], timeout_s: float) -> Any:
@@ -348,7 +339,7 @@ def _error_words(e: BaseException) -> str:
         e = orig
     lines = [x for x in str(e).strip().splitlines() if x.strip()]
     first = lines[0] if lines else ""
-    return f"{type(e).__name__}: {first}"[:300]
+    return clip(f"{type(e).__name__}: {first}", 300)
 
 
 # -- migrators ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from readyctl import __version__
+from readyctl import __version__, _json
 from readyctl.check import CheckMeta
 from readyctl.config import Config, Environment
 from readyctl.redact import Redactor
@@ -99,7 +99,7 @@ class Report:
 
     def to_json(self) -> str:
         """Serialized JSON."""
-        return json.dumps(self.data, indent=2, sort_keys=False, default=str)
+        return _json.dumps(self.data, indent=2, sort_keys=False)
 
     @classmethod
     def load(cls, path: str | Path) -> Report:

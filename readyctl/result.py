@@ -205,7 +205,19 @@ class Result:
         unit: str | None = None,
         **kw: Any,
     ) -> Result:
-        """A continuous measurement: status from the thresholds, score from the curve."""
+        """A continuous measurement: status from the thresholds, score from the curve.
+
+        A value that is not a finite number (NaN, infinity) measured nothing: an error, never
+        a pass (every comparison with NaN is false).
+        """
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            return cls.errored(
+                check_id,
+                subject,
+                ErrorReason.INCONCLUSIVE,
+                f"{summary} (the measurement is not a finite number: {value!r})",
+                **({"evidence": kw["evidence"]} if "evidence" in kw else {}),
+            )
         higher = curve.higher_is_better
 
         def beyond(limit: Number | None) -> bool:

@@ -15,9 +15,11 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from readyctl import _interrupt, _proc
 from readyctl.check import Capability, Check, CheckMeta, Safety
 from readyctl.context import Context
 from readyctl.errors import ConfigError, DeadlineExceeded, ReadyctlError
+from readyctl.redact import using_redactor
 from readyctl.result import ErrorReason, Result, Status
 
 # A capability's probe check: when it fails, every check needing the capability is blocked.
@@ -28,6 +30,7 @@ PROBES: dict[Capability, str] = {
 }
 
 RETRIES = 2
+CLEANUP_RESERVE_S = 5.0  # of the interrupt budget, kept for writing the report
 _log = logging.getLogger("readyctl.runner")
 BACKOFF_S = 0.25
 
@@ -230,14 +233,16 @@ def _execute(check: type[Check], ctx: Context) -> list[Result]:
 def _execute_inner(check: type[Check], ctx: Context) -> list[Result]:
     meta = check.meta
     try:
-        results = list(check().run(ctx) or [])
+        with using_redactor(ctx.redactor):  # what `readyctl.redact.clip` redacts with
+            results = list(check().run(ctx) or [])
     except ReadyctlError as e:
         return [Result.errored(meta.id, "*", _classify(e), str(e))]
     except Exception as e:
         reason = _classify(e)
         detail = f"{type(e).__name__}: {e}".strip().rstrip(":")
         trace = traceback.format_exc() if reason is ErrorReason.BUG else None
-        return [Result.errored(meta.id, "*", reason, detail.splitlines()[0][:300], trace=trace)]
+        first = detail.splitlines()[0] if detail else ""
+        return [Result.errored(meta.id, "*", reason, ctx.redactor.clip(first, 300), trace=trace)]
     if not results:
         return [Result.errored(meta.id, "*", ErrorReason.BUG, "the check produced no result")]
     for r in results:
@@ -403,6 +408,8 @@ def run(
     def drive(queue_items: list[PlanItem], limit: int) -> None:
         waiting = list(queue_items)
         while waiting or running:
+            if _interrupt.requested():  # SIGINT/SIGTERM to the readyctl command
+                raise KeyboardInterrupt
             progressed = True
             while progressed:
                 progressed = False
@@ -442,13 +449,23 @@ def run(
         drive(exclusive, 1)
     except KeyboardInterrupt:
         interrupted = True
+    if interrupted or _interrupt.requested():
+        # stop scheduling, cancel the running checks, stop the run's child processes (a
+        # pg_dump reading the target first), then the cleanups, within the interrupt budget
+        interrupted = True
         ctx.state.cancelled.set()
+        note = f"run interrupted ({_interrupt.signal_name()}) before this check finished"
         for item in items:
             cid = item.meta.id
             if cid not in done:
-                note = "run interrupted (Ctrl-C) before this check finished"
                 record(cid, [Result.skipped(cid, "*", note)])
-    problems = ctx.run_cleanups()
+        _log.debug("interrupted: stopping %d child process group(s)", len(_proc.live(None)))
+        _proc.close_scope(grace=min(_proc.DEFAULT_GRACE_S, max(0.5, _interrupt.remaining() / 4)))
+        _log.debug("interrupted: running the cleanups")
+        problems = _bounded_cleanups(ctx, max(1.0, _interrupt.remaining() - CLEANUP_RESERVE_S))
+        _log.debug("interrupted: cleanups done")
+    else:
+        problems = ctx.run_cleanups()
     results = [r for cid in sorted(done) for r in done[cid]]
     return RunOutcome(
         results=results,
@@ -458,3 +475,21 @@ def run(
         cleanup_problems=problems,
         metas=metas,
     )
+
+
+def _bounded_cleanups(ctx: Context, budget_s: float) -> list[str]:
+    """Run the cleanups after an interrupt in a thread; give up waiting after `budget_s`."""
+    box: dict[str, list[str]] = {}
+
+    def work() -> None:
+        box["problems"] = ctx.run_cleanups()
+
+    t = threading.Thread(target=work, name="readyctl-cleanups", daemon=True)
+    t.start()
+    t.join(budget_s)
+    if t.is_alive():
+        return [
+            f"cleanup did not finish within {budget_s:.0f} s of the interrupt; "
+            "readyctl stopped waiting (its child processes were killed)"
+        ]
+    return box.get("problems", [])

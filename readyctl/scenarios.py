@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from readyctl.errors import ConfigError
-from readyctl.redact import Redactor, is_secret_name
+from readyctl.redact import Redactor, clip, is_secret_name
 from readyctl.result import ErrorReason, Status
 
 DEFAULT_SUITE = "scenarios_default.yaml"
@@ -373,7 +373,7 @@ _MATCHER_KEYS = frozenset(
 
 def _short(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(text, limit, marker="...")  # redacted before it is shortened
 
 
 def match(value: Any, spec: Any, what: str) -> str | None:
@@ -496,8 +496,11 @@ class _Response:
     body: bytes
     truncated: bool
     elapsed_ms: float
+    over: str = ""  # when truncated: "body exceeded 1 MB after gzip decoding: stopped reading"
 
     def json(self) -> Any:
+        if self.truncated:  # a cut-off body is not the answer, even when the cut parses
+            return _MISSING
         try:
             return json.loads(self.body)
         except ValueError:
@@ -743,27 +746,35 @@ class Runner:
         """Send one request; the body is read up to a cap within the step's time budget."""
         import httpx
 
+        from readyctl.httpread import DEADLINE, read_body
+
         t0 = time.perf_counter()
+        stop_at = time.monotonic() + budget  # the whole exchange: connect, headers, body
         try:
             req = self.client.build_request(
-                timeout=httpx.Timeout(budget, connect=min(budget, 10.0)), **request
+                timeout=httpx.Timeout(budget, connect=min(budget, 10.0)),
+                extensions={DEADLINE: stop_at},
+                **request,
             )
             resp = self.client.send(req, stream=True, follow_redirects=step.follow_redirects)
             try:
-                chunks: list[bytes] = []
-                size = 0
-                truncated = False
-                for chunk in resp.iter_bytes():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        truncated = True
-                        break
-                    if time.perf_counter() - t0 > budget:
-                        raise httpx.ReadTimeout("the response did not end in time")
-                body = b"".join(chunks)[: MAX_BODY_BYTES + 1]
+                got = read_body(resp, cap=MAX_BODY_BYTES, stop_at=stop_at)
             finally:
                 resp.close()
+            body, truncated = got.data, got.truncated
+        except httpx.TooManyRedirects:
+            label = f"{step.method} {self._display_path(str(request.get('url')))}"
+            raise _StepFailed(
+                StepOutcome(
+                    scenario,
+                    step.name,
+                    Status.FAIL,
+                    f"{label} redirects in a loop (more than {self.client.max_redirects} "
+                    "redirects)",
+                    duration_ms=round((time.perf_counter() - t0) * 1000, 1),
+                    evidence={"request": label},
+                )
+            ) from None
         except httpx.TimeoutException:
             elapsed = (time.perf_counter() - t0) * 1000
             label = f"{step.method} {self._display_path(request['url'])}"
@@ -780,7 +791,7 @@ class Runner:
         except (httpx.HTTPError, OSError, ValueError) as e:
             label = f"{step.method} {self._display_path(str(request.get('url')))}"
             kind = type(e).__name__
-            detail = str(e).splitlines()[0][:160] if str(e) else kind
+            detail = self.redactor.clip(str(e).splitlines()[0], 160) if str(e) else kind
             raise _StepFailed(
                 self._error(
                     scenario,
@@ -790,7 +801,7 @@ class Runner:
                 )
             ) from None
         elapsed = (time.perf_counter() - t0) * 1000
-        return _Response(resp.status_code, resp.headers, body, truncated, elapsed)
+        return _Response(resp.status_code, resp.headers, body, truncated, elapsed, got.over)
 
     def _expectations(self, step: Step, resp: _Response, ns: Mapping[str, Any]) -> list[str]:
         exp = step.expect.model_copy(
@@ -812,6 +823,10 @@ class Runner:
                     problem = match(dig(data, path), spec, f"JSON {path}")
                     if problem:
                         problems.append(problem)
+        elif resp.truncated:
+            # a body over the cap is evidence (a decompression bomb, an endless stream), never
+            # a pass, whatever else the step expects
+            problems.append(f"answered {resp.status}, but its {resp.over}")
         for name, spec in exp.headers.items():
             value = resp.headers.get(name, _MISSING)
             if spec is None:
@@ -883,7 +898,7 @@ class Runner:
         }
         req_ev: dict[str, Any] = {
             "method": step.method,
-            "url": self.redactor.text(self._display_path(str(request["url"]), full=True)),
+            "url": self._display_path(str(request["url"]), full=True),
             "headers": self.redactor.value(req_headers),
         }
         if request.get("params"):
@@ -922,10 +937,9 @@ class Runner:
             text = f"{text[: self.evidence_chars]}... [{cut} more characters]"
         return text
 
-    @staticmethod
-    def _display_path(url: str, full: bool = False) -> str:
-        """The path of a URL (the full URL, query stripped, for evidence)."""
-        head = url.split("?", 1)[0]
+    def _display_path(self, url: str, full: bool = False) -> str:
+        """The path of a URL (the full URL, query stripped, for evidence), redacted."""
+        head = self.redactor.text(url).split("?", 1)[0]  # redacted before split or shortened
         if full:
             return head[:300]
         if "://" in head:
@@ -957,7 +971,7 @@ class Runner:
             return f"template error: {e}"
         if kind in ("TemplateSyntaxError", "SecurityError"):
             return f"template error: {kind}: {e}"
-        return f"{kind}: {e}".strip().rstrip(":")[:200]
+        return clip(f"{kind}: {e}".strip().rstrip(":"), 200)
 
     @staticmethod
     def _error(scenario: str, step: Step, reason: ErrorReason, detail: str) -> StepOutcome:

@@ -17,6 +17,7 @@ EXIT_READY = 0
 EXIT_NOT_READY = 1
 EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
+EXIT_INTERNAL = 4  # a bug in readyctl (an unexpected exception): please report it
 EXIT_INTERRUPTED = 130
 
 VERDICT_EXIT = {"ready": EXIT_READY, "not_ready": EXIT_NOT_READY, "inconclusive": EXIT_INCONCLUSIVE}
@@ -26,7 +27,8 @@ EXIT_CODES_HELP = (
     "130 interrupted; 1 not ready (a blocking failure, score under fail_under, a regression "
     "or an expired waiver); 3 inconclusive (no blocking failure, but a required checklist item "
     "was not verified, or a critical check errored or is blocked); 0 ready: every required "
-    "checklist item was verified and held."
+    "checklist item was verified and held; 4 internal error (a bug in readyctl; please "
+    "report it)."
 )
 
 

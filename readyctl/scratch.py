@@ -40,6 +40,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from readyctl import _proc
+from readyctl.redact import clip
+
 PRISMA_PARAMS = ("connection_limit", "pool_timeout", "pgbouncer", "schema", "socket_timeout")
 """URL query parameters that belong to Prisma (or other ORMs), not to libpq."""
 
@@ -136,9 +139,16 @@ def _candidate_dirs() -> list[Path]:
 def binary_major_version(path: str) -> int:
     """Return the major version of a PostgreSQL client binary (`pg_dump --version`)."""
     try:
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        out = _proc.run(
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
         ).stdout
+    except _proc.ProcessesStopped as e:  # not cached: the next run may ask again
+        raise ScratchError(str(e)) from None
     except (OSError, subprocess.SubprocessError):
         return 0
     m = re.search(r"(\d+)(?:\.\d+)?", out)
@@ -209,7 +219,7 @@ def _tail(text: bytes | str, n: int = 300) -> str:
     s = text.decode(errors="replace") if isinstance(text, bytes) else text
     lines = [x for x in s.strip().splitlines() if x.strip()]
     errors = [x for x in lines if "error" in x.lower() or "fatal" in x.lower()]
-    return (errors[0] if errors else (lines[-1] if lines else "no output")).strip()[:n]
+    return clip((errors[0] if errors else (lines[-1] if lines else "no output")).strip(), n)
 
 
 def dump_database(
@@ -233,7 +243,9 @@ def dump_database(
         server_major = server_major_version(url, timeout_s=min(timeout_s, 10))
     except psycopg.Error as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ScratchError(f"could not connect to the database to dump: {first[:200]}") from None
+        raise ScratchError(
+            f"could not connect to the database to dump: {clip(first, 200)}"
+        ) from None
     binary = pg_dump_path(server_major)
     conninfo, env = _client_env(url)
     env["PGOPTIONS"] = "-c default_transaction_read_only=on"
@@ -253,11 +265,15 @@ def dump_database(
     cmd += list(extra_args)
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(
+        # its own process group, killed with the run on Ctrl-C/SIGTERM: a pg_dump must never
+        # outlive readyctl holding a snapshot on the target
+        proc = _proc.run(
             cmd, env=env, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired:
         raise ScratchError(f"pg_dump did not finish within {timeout_s:.0f} s") from None
+    except _proc.ProcessesStopped as e:
+        raise ScratchError(str(e)) from None
     if proc.returncode != 0:
         with contextlib.suppress(OSError):
             Path(out).unlink()
@@ -491,11 +507,13 @@ class ScratchServer:
         cmd.append(str(dump))
         t0 = time.monotonic()
         try:
-            proc = subprocess.run(
+            proc = _proc.run(
                 cmd, env=env, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL
             )
         except subprocess.TimeoutExpired:
             raise ScratchError(f"pg_restore did not finish within {timeout_s:.0f} s") from None
+        except _proc.ProcessesStopped as e:
+            raise ScratchError(str(e)) from None
         seconds = time.monotonic() - t0
         if proc.returncode != 0 and not allow_errors:
             raise ScratchError(f"pg_restore failed: {_tail(proc.stderr)}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from readyctl.redact import is_secret_name
+from readyctl.redact import is_secret_name, shape_of
 
 
 class _HasSecret(Protocol):
@@ -211,36 +211,9 @@ def _non_secret_suffix(words: list[str]) -> str | None:
 
 
 # -- values ------------------------------------------------------------------------------------
-_SECRET_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("a URL with a password", re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#@\s]*:[^@/\s]+@")),
-    ("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
-    (
-        "a JSON Web Token",
-        re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"),
-    ),
-    ("a Stripe secret key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}")),
-    ("a Stripe webhook secret", re.compile(r"\bwhsec_[0-9A-Za-z+/=]{16,}")),
-    ("an AWS access key id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
-    (
-        "a GitHub token",
-        re.compile(r"\b(?:gh[pousr]_[0-9A-Za-z]{30,}|github_pat_[0-9A-Za-z_]{40,})"),
-    ),
-    ("a GitLab token", re.compile(r"\bglpat-[0-9A-Za-z_\-]{20,}")),
-    ("a Slack token", re.compile(r"\bxox[abposr]-[0-9A-Za-z\-]{10,}")),
-    (
-        "a Slack webhook URL",
-        re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]{20,}"),
-    ),
-    ("a Discord webhook URL", re.compile(r"discord(?:app)?\.com/api/webhooks/\d+/[\w\-]{20,}")),
-    ("a Telegram bot token", re.compile(r"\b\d{8,10}:AA[0-9A-Za-z_\-]{33}\b")),
-    ("an OpenAI or Anthropic key", re.compile(r"\bsk-(?:proj-|ant-|svcacct-)?[0-9A-Za-z_\-]{20,}")),
-    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
-    ("a SendGrid key", re.compile(r"\bSG\.[\w\-]{16,}\.[\w\-]{16,}")),
-    ("an npm token", re.compile(r"\bnpm_[0-9A-Za-z]{36}\b")),
-    ("a Mailgun key", re.compile(r"\bkey-[0-9a-f]{32}\b")),
-    ("a Hugging Face token", re.compile(r"\bhf_[0-9A-Za-z]{30,}\b")),
-    ("a Laravel application key", re.compile(r"^base64:[A-Za-z0-9+/]{40,}={0,2}$")),
-)
+# The well-known secret shapes (URL passwords, PEM keys, JWTs, Stripe/AWS/GitHub/Slack/... keys)
+# live in readyctl.redact (SHAPES, shape_of), which masks them in every output; this module
+# classifies values with the same table.
 _SECRET_QUERY_PARAMS = frozenset(
     {"password", "passwd", "pwd", "token", "secret", "api_key", "apikey", "access_token", "sig"}
 )
@@ -282,9 +255,9 @@ def secret_shape(value: str | None) -> str | None:
     v = _clean(value)
     if not v:
         return None
-    for what, pattern in _SECRET_SHAPES:
-        if pattern.search(v):
-            return what
+    what = shape_of(v)
+    if what:
+        return what
     if "://" in v and "?" in v:
         try:
             query = parse_qsl(urlsplit(v).query)

@@ -21,6 +21,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import AuthError, Context
+from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
 _MISSING = object()
@@ -68,7 +69,7 @@ def difference(unknown: Answer, again: Answer, known: Answer) -> str | None:
     volatile = {p for p in la if lb.get(p, _MISSING) != la[p]}  # request ids, timestamps
     for p in sorted(set(la) - volatile):
         if la[p] != lk[p]:
-            return f"different {p}: {str(la[p])[:80]!r} vs {str(lk[p])[:80]!r}"
+            return f"different {p}: {clip(la[p], 80)!r} vs {clip(lk[p], 80)!r}"
     return None
 
 
@@ -153,8 +154,14 @@ class LoginEnumeration(Check):
             "known_account": {"status": known.status, "body": known.snippet(200)},
         }
         for label, answer in (("an unknown account", unknown), ("a wrong password", known)):
-            if answer.ok or answer.status == 429 or answer.status >= 500:
-                why = "rate limited" if answer.status == 429 else f"answered {answer.status}"
+            if answer.ok or answer.status == 429 or answer.status >= 500 or answer.truncated:
+                why = (
+                    f"answered {answer.status}, but its {answer.over}"
+                    if answer.truncated
+                    else "rate limited"
+                    if answer.status == 429
+                    else f"answered {answer.status}"
+                )
                 yield self.errored(
                     subject,
                     ErrorReason.INCONCLUSIVE,

@@ -25,7 +25,7 @@ from readyctl.checks.backups._location import (
 )
 from readyctl.checks.backups._verify import MAX_SHOWN, TableFacts, collect, compare
 
-from readyctl import scratch
+from readyctl import _proc, scratch
 from readyctl.check import (
     Capability,
     Category,
@@ -37,6 +37,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.redact import clip
 from readyctl.result import Curve, ErrorReason, Result
 
 BIG_DUMP = 8 * 1024 * 1024
@@ -445,7 +446,7 @@ class _SourceError(Exception):
 def _first(exc: BaseException) -> str:
     """The first line of a driver error."""
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    return clip(text[0] if text else type(exc).__name__, 200)
 
 
 def _psql_file(
@@ -459,11 +460,13 @@ def _psql_file(
     conninfo = " ".join(f"{k}='{v}'" for k, v in parts.items())
     cmd = [binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", str(path)]
     try:
-        proc = subprocess.run(
+        proc = _proc.run(
             cmd, env=env, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired:
         raise scratch.ScratchError(f"psql did not finish within {timeout:.0f} s") from None
+    except _proc.ProcessesStopped as e:
+        raise scratch.ScratchError(str(e)) from None
     if proc.returncode != 0:
         lines = [x for x in proc.stderr.decode(errors="replace").splitlines() if x.strip()]
-        raise scratch.ScratchError(f"psql failed: {(lines or ['no output'])[0][:300]}")
+        raise scratch.ScratchError(f"psql failed: {clip((lines or ['no output'])[0], 300)}")

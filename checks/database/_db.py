@@ -89,4 +89,4 @@ def error_words(ctx: Context, e: BaseException) -> str:
     """One redacted line for a database error."""
     lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
     text = lines[0] if lines else type(e).__name__
-    return ctx.redactor.text(text)[:240]
+    return ctx.redactor.clip(text, 240)

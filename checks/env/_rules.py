@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from readyctl.redact import clip
 from readyctl.secretnames import is_secret as _is_secret
 
 if TYPE_CHECKING:
@@ -59,8 +60,10 @@ def type_problem(rule: EnvRule, value: str) -> str | None:
             if not (dsn.path or "").strip("/"):
                 return "names no database (postgresql://user:pass@host:5432/dbname)"
         elif kind == "email":
-            m = re.match(r"^.*<([^>]+)>$", v)
-            if not _EMAIL.match(m.group(1) if m else v):
+            # "Name <addr>": the address inside the last <...> (a scan: the regex backtracked)
+            lt = v.rfind("<") if v.endswith(">") else -1
+            inner = v[lt + 1 : -1] if lt >= 0 else ""
+            if not _EMAIL.match(inner if inner and ">" not in inner else v):
                 return "is not an email address"
         elif kind == "int":
             n = int(v)
@@ -108,5 +111,5 @@ def looks_placeholder(value: str, placeholders: list[str]) -> str | None:
         if distinctive and re.search(rf"(^|[^a-z0-9]){re.escape(p)}([^a-z0-9]|$)", v):
             return p
     if re.fullmatch(r"<[^<>]+>|\$\{[^}]+\}|x{4,}|\*{3,}|\.{3,}", v):
-        return v[:12]
+        return clip(value.strip(), 12).lower()  # redacted before it is shortened
     return None

@@ -63,7 +63,8 @@ class EnvFormat(Check):
                 continue  # a secret's length is env.secret_strength's finding
             checked += 1
             problem = type_problem(rule, value)
-            shown = "" if is_secret(name, rule, value) else f" ({value[:60]!r})"
+            # redacted before it is shortened: a cut URL password no longer matches its mask
+            shown = "" if is_secret(name, rule, value) else f" ({ctx.redactor.clip(value, 60)!r})"
             if problem:
                 yield self.failed(
                     name, f"{name} {problem}{shown}", threshold=rule.type, measured="invalid"

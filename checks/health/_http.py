@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import httpx
 from pydantic import BeforeValidator
 
+from readyctl.httpread import DEADLINE, read_body
+from readyctl.redact import clip
 from readyctl.result import ErrorReason
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ class Answer:
     body: bytes
     truncated: bool
     elapsed_ms: float
+    over: str = ""  # when truncated: "body exceeded 1 MB after gzip decoding: stopped reading"
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON (or was truncated)."""
@@ -55,8 +58,8 @@ class Answer:
             return None
 
     def snippet(self, n: int = SNIPPET) -> str:
-        """The start of the body as text, for evidence."""
-        text = self.body[:n].decode("utf-8", "replace")
+        """The start of the body as text, for evidence (redacted before it is shortened)."""
+        text = clip(self.body.decode("utf-8", "replace"), n)
         return text + ("..." if len(self.body) > n or self.truncated else "")
 
     @property
@@ -69,7 +72,7 @@ def describe(exc: BaseException) -> TargetError:
     """Turn an httpx (or socket) exception into a TargetError with a one-sentence reason."""
     if isinstance(exc, TargetError):
         return exc
-    text = (str(exc) or type(exc).__name__).splitlines()[0][:160]
+    text = clip((str(exc) or type(exc).__name__).splitlines()[0], 160)
     if isinstance(exc, httpx.TimeoutException):
         return TargetError(ErrorReason.TIMEOUT, f"no answer in time ({type(exc).__name__})")
     if isinstance(exc, httpx.ConnectError):
@@ -101,9 +104,14 @@ def fetch(
     cap: int = MAX_BODY,
     budget_s: float = 10.0,
 ) -> Answer:
-    """One request whose body is read up to `cap` bytes and within `budget_s` seconds."""
+    """One request whose body is read up to `cap` bytes and within `budget_s` seconds.
+
+    The budget bounds the whole exchange (connect, headers, body: readyctl/httpread.py); a body
+    over `cap` comes back `truncated`, with `over` saying so in one sentence.
+    """
     budget = max(0.05, min(budget_s, ctx.remaining()))
     t0 = time.perf_counter()
+    stop_at = time.monotonic() + budget
     try:
         request = client.build_request(
             method,
@@ -112,28 +120,18 @@ def fetch(
             content=content,
             headers=headers,
             timeout=ctx.timeout(budget),
+            extensions={DEADLINE: stop_at},
         )
         response = client.send(request, stream=True)
     except Exception as e:
         raise describe(e) from None
     try:
-        chunks: list[bytes] = []
-        total = 0
-        truncated = False
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > cap:
-                truncated = True
-                break
-            if time.perf_counter() - t0 > budget:
-                raise TargetError(
-                    ErrorReason.TIMEOUT,
-                    f"{method} {path}: the response body did not end within {budget:.3g} s",
-                )
-        body = b"".join(chunks)[:cap]
-    except TargetError:
-        raise
+        body = read_body(response, cap=cap, stop_at=stop_at)
+    except httpx.TimeoutException:  # BodyDeadline, or a socket read cut at the deadline
+        raise TargetError(
+            ErrorReason.TIMEOUT,
+            f"{method} {path}: the response body did not end within {budget:.3g} s",
+        ) from None
     except Exception as e:
         raise describe(e) from None
     finally:
@@ -141,12 +139,13 @@ def fetch(
     return Answer(
         status=response.status_code,
         headers=response.headers,
-        body=body,
-        truncated=truncated,
+        body=body.data,
+        truncated=body.truncated,
         elapsed_ms=round((time.perf_counter() - t0) * 1000, 2),
+        over=body.over,
     )
 
 
 def header_evidence(headers: httpx.Headers, names: tuple[str, ...]) -> dict[str, str]:
     """The named headers that are present, truncated for evidence."""
-    return {n: headers[n][:120] for n in names if n in headers}
+    return {n: clip(headers[n], 120) for n in names if n in headers}

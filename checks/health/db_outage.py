@@ -132,7 +132,7 @@ class HealthDbOutage(Check):
             try:
                 managed.start_database()
             except Exception as e:  # reported below; the run's cleanup stops the demo
-                restart_error = f"{type(e).__name__}: {str(e)[:160]}"
+                restart_error = f"{type(e).__name__}: {ctx.redactor.clip(e, 160)}"
         t_start = time.monotonic()
         if restart_error is None:
             deadline = t_start + recover_within

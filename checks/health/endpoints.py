@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import Field
-from readyctl.checks.health._http import TargetError, fetch
+from readyctl.checks.health._http import Answer, TargetError, fetch
 
 from readyctl.check import (
     Capability,
@@ -20,6 +21,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.redact import clip
 from readyctl.result import Curve, Result
 
 DEFAULT_PATHS = ("/health", "/health/live", "/health/ready")
@@ -129,10 +131,15 @@ class HealthEndpoints(Check):
             if answer.truncated:
                 return self.failed(
                     path,
-                    f"GET {path} answered a body over {self._cap} bytes; a probe answer must "
-                    "be small",
+                    f"GET {path} answered {answer.status}: "
+                    f"{answer.over or 'body over the cap'} (a probe answer must be small)",
                     measured=self._cap,
-                    evidence={"status": answer.status, "body": answer.snippet(100)},
+                    evidence={
+                        "status": answer.status,
+                        "body_limit_bytes": self._cap,
+                        "content_encoding": answer.headers.get("content-encoding"),
+                        "body": answer.snippet(100),
+                    },
                 )
             if answer.status != 200:
                 bad[answer.status] = bad.get(answer.status, 0) + 1
@@ -144,16 +151,24 @@ class HealthEndpoints(Check):
         if bad:
             tried = len(latencies) + sum(bad.values())
             codes = ", ".join(f"{code} x{count}" for code, count in sorted(bad.items()))
+            evidence = {
+                "statuses": {str(k): v for k, v in bad.items()},
+                "body": first_bad.snippet() if first_bad else "",
+            }
+            where = _redirect(path, first_bad)
+            if where is not None:
+                evidence["location"] = where
+                loop = urlsplit(where).path == urlsplit(path).path
+                codes += (
+                    "; it redirects to itself, a loop" if loop else f"; it redirects to {where}"
+                )
             return self.failed(
                 path,
                 f"GET {path} did not answer 200 on {sum(bad.values())} of {tried} requests "
                 f"({codes})",
                 measured=sum(bad.values()),
                 threshold=0,
-                evidence={
-                    "statuses": {str(k): v for k, v in bad.items()},
-                    "body": first_bad.snippet() if first_bad else "",
-                },
+                evidence=evidence,
             )
         value = round(p95(latencies), 1)
         return self.measure(
@@ -171,3 +186,10 @@ class HealthEndpoints(Check):
                 "max_ms": round(max(latencies), 1),
             },
         )
+
+
+def _redirect(path: str, answer: Answer | None) -> str | None:
+    """Where a redirect answer points (resolved against `path`, shortened), else None."""
+    if answer is None or not 300 <= answer.status < 400 or "location" not in answer.headers:
+        return None
+    return clip(urljoin(path, answer.headers["location"].strip()), 100)

@@ -13,6 +13,8 @@ from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from readyctl.check import CheckSettings
 from readyctl.context import AuthError, AuthSession, Context
+from readyctl.httpread import DEADLINE, BodyDeadline, read_body
+from readyctl.redact import clip as redact_clip
 from readyctl.result import ErrorReason
 
 BODY_CAP = 1_000_000
@@ -62,6 +64,7 @@ class Fetched:
     body: bytes
     truncated: bool
     wire_bytes: int
+    over: str = ""  # when truncated: "body exceeded 1 MB after gzip decoding: stopped reading"
 
     @property
     def label(self) -> str:
@@ -107,9 +110,8 @@ class Fetched:
 
 
 def clip(value: str, limit: int = 120) -> str:
-    """A value from the target, shortened for a summary or evidence."""
-    value = value.replace("\r", " ").replace("\n", " ")
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    """A value from the target, redacted and only then shortened for a summary or evidence."""
+    return redact_clip(value.replace("\r", " ").replace("\n", " "), limit, marker="…")
 
 
 def fetch(
@@ -126,7 +128,8 @@ def fetch(
 ) -> Fetched:
     """Send one request and read at most `cap` body bytes within `budget_s` (and the deadline).
 
-    The budget defaults to the check's `request_timeout_s` setting (10 s).
+    The budget defaults to the check's `request_timeout_s` setting (10 s) and bounds the
+    whole exchange (connect, headers, body); a body over `cap` is `truncated` (with `over`).
     """
     ctx.check_deadline()
     if budget_s is None:
@@ -142,32 +145,30 @@ def fetch(
         kwargs["content"] = content
     elif json_body is not None:
         kwargs["json"] = json_body
+    kwargs["extensions"] = {DEADLINE: stop_at}
     try:
         with client.stream(method, path, **kwargs) as resp:
-            chunks: list[bytes] = []
-            size = 0
-            truncated = False
-            for chunk in resp.iter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= cap:
-                    truncated = True
-                    break
-                if time.monotonic() > stop_at:
-                    raise ProbeError(
-                        ErrorReason.TIMEOUT,
-                        f"{label}: the response body did not finish within {budget:.3g} s",
-                    )
-            body = b"".join(chunks)[:cap]
+            try:
+                body = read_body(resp, cap=cap, stop_at=stop_at)
+            except httpx.TimeoutException:  # the headers came, the body trickles
+                raise BodyDeadline("body") from None
             return Fetched(
                 method,
                 path,
                 resp.status_code,
                 resp.headers,
-                body,
-                truncated,
-                resp.num_bytes_downloaded,
+                body.data,
+                body.truncated,
+                body.wire_bytes,
+                body.over,
             )
+    except BodyDeadline:
+        raise ProbeError(
+            ErrorReason.TIMEOUT,
+            f"{label}: the response body did not finish within {budget:.3g} s",
+        ) from None
+    except httpx.TooManyRedirects:
+        raise ProbeError(ErrorReason.CONNECTIVITY, f"{label} redirects in a loop") from None
     except httpx.TimeoutException:
         raise ProbeError(
             ErrorReason.TIMEOUT, f"{label} did not answer within {budget:.3g} s"

@@ -17,10 +17,8 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.httpread import DECODED_ENCODINGS
 from readyctl.result import ErrorReason, Result
-
-# encodings httpx decodes without optional packages
-_DECODED = {"gzip", "deflate", "x-gzip"}
 
 
 class Settings(HttpSettings):
@@ -103,7 +101,18 @@ class Compression(Check):
                 )
                 continue
             compressed = encoding not in ("", "identity")
-            size = len(r.body) if (not compressed or encoding in _DECODED) else None
+            if r.truncated and compressed:
+                # a compressed body over the cap is evidence (a decompression bomb, an unbounded
+                # list), never a pass: there is no size or ratio to measure
+                yield self.failed(
+                    path,
+                    f"GET {path} answered {r.status}, but its {r.over}",
+                    measured=len(r.body),
+                    unit=" bytes",
+                    evidence={**evidence, "body_limit_bytes": len(r.body)},
+                )
+                continue
+            size = len(r.body) if (not compressed or encoding in DECODED_ENCODINGS) else None
             evidence["uncompressed_bytes"] = size
             if compressed:
                 if size is None:

@@ -103,7 +103,11 @@ class DocsExposure(Check):
             random = fetch_answer(
                 ctx, client, "GET", f"/readyctl-{secrets.token_hex(6)}", cap=256_000
             )
-            catch_all = _digest(random) if 200 <= random.status < 300 else None
+            # a catch-all page is only recognised from a whole body: two bodies cut at the cap
+            # (a decompression bomb, an endless stream) look the same without being the same
+            catch_all = (
+                _digest(random) if 200 <= random.status < 300 and not random.truncated else None
+            )
             anon = {p: fetch_answer(ctx, client, "GET", p, cap=256_000) for p in paths}
             if ctx.environment.production:
                 for path, r in anon.items():
@@ -111,14 +115,16 @@ class DocsExposure(Check):
                 return
             session, _ = optional_session(ctx)
             reachable = [
-                p for p, r in anon.items() if 200 <= r.status < 300 and _digest(r) != catch_all
+                p
+                for p, r in anon.items()
+                if 200 <= r.status < 300 and not r.truncated and _digest(r) != catch_all
             ]
             if not reachable and session is not None:
                 for p in paths:
                     r = fetch_answer(
                         ctx, client, "GET", p, headers=auth_headers(session), cap=256_000
                     )
-                    if 200 <= r.status < 300 and _digest(r) != catch_all:
+                    if 200 <= r.status < 300 and not r.truncated and _digest(r) != catch_all:
                         reachable.append(p + " (with the session)")
         except ProbeError as e:
             yield self.errored("*", e.reason, e.detail)
@@ -142,6 +148,13 @@ class DocsExposure(Check):
     def _production(self, path: str, r: Fetched, catch_all: str | None) -> Result:
         """Absent or protected passes; served anonymously fails."""
         evidence = {"status": r.status, "content_type": clip(r.content_type, 80)}
+        if r.truncated and not 200 <= r.status < 300:
+            return self.errored(
+                path,
+                ErrorReason.INCONCLUSIVE,
+                f"GET {path} answered {r.status}, but its {r.over}; cannot tell what it serves",
+                evidence={**evidence, "body_limit_bytes": len(r.body)},
+            )
         if r.status in (404, 405, 410):
             return self.passed(path, f"GET {path} answers {r.status}: not served")
         if r.status in (401, 403):
@@ -157,7 +170,8 @@ class DocsExposure(Check):
                 )
             return self.failed(
                 path,
-                f"GET {path} answers {r.status} without authentication in production",
+                f"GET {path} answers {r.status} without authentication in production"
+                + (f" ({r.over})" if r.truncated else ""),
                 evidence={**evidence, "body": r.excerpt(200)},
             )
         if 300 <= r.status < 400:

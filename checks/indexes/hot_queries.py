@@ -20,6 +20,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
 # The counseling API's hot query: a user's sessions filtered by status, newest first.
@@ -169,7 +170,7 @@ class HotQueryIndexes(Check):
         analyze = s.explain_analyze
         defaults = "queries" not in s.model_fields_set
         for q in queries:
-            name, sql = q.name or q.sql[:40], q.sql
+            name, sql = q.name or ctx.redactor.clip(q.sql, 40), q.sql
             ctx.check_deadline()
             bad = _select_only(sql)
             if bad:
@@ -229,7 +230,7 @@ class HotQueryIndexes(Check):
     def _judge(self, name: str, sql: str, plan: dict[str, Any]) -> Result:
         scans = plan_scans(plan)
         ev: dict[str, Any] = {
-            "query": sql[:300],
+            "query": clip(sql, 300),
             "scans": [
                 {
                     k: n.get(k)

@@ -16,7 +16,8 @@ import httpx
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError
 
 from readyctl.check import CheckSettings
-from readyctl.context import Context
+from readyctl.context import LOGIN_MAX_BODY, Context
+from readyctl.httpread import BodyTooLarge
 from readyctl.loadrun import (
     MAX_DURATION_S,
     MAX_USERS,
@@ -422,7 +423,7 @@ def login_all(
     auth = ctx.environment.auth
     if auth is None:
         raise LoadConfigError("logging in load users needs auth: on the environment")
-    client = ctx.http(timeout=30)
+    client = ctx.http(timeout=30, max_body=LOGIN_MAX_BODY)
 
     def one(cred: tuple[str, str]) -> str:
         user, password = cred
@@ -448,8 +449,10 @@ def login_all(
         for fut in [pool.submit(one, c) for c in creds]:
             try:
                 tokens.append(fut.result())
-            except (LoadRunError, httpx.HTTPError) as e:
-                problems.append(str(e) if isinstance(e, LoadRunError) else type(e).__name__)
+            except (LoadRunError, BodyTooLarge) as e:
+                problems.append(str(e))
+            except httpx.HTTPError as e:
+                problems.append(type(e).__name__)
     return tokens, problems
 
 

@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from readyctl.redact import clip
+
 RECIPES: dict[str, str] = {
     "index-not-concurrent": (
         "Build the index with CREATE INDEX CONCURRENTLY outside a transaction (alembic: "
@@ -122,7 +124,7 @@ class Linter:
             start = raw.stmt_location or 0
             text = sql[start : start + raw.stmt_len] if raw.stmt_len else sql[start:]
             text = " ".join(text.split())
-            short = text[:200]
+            short = clip(text, 200)  # redacted before it is shortened
             if isinstance(node, ast.TransactionStmt):
                 if node.kind in (
                     TransactionStmtKind.TRANS_STMT_BEGIN,

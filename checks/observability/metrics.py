@@ -20,6 +20,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import AuthError, Context
+from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
 SUBJECTS = ("request counts", "latency histogram", "errors by route")
@@ -205,6 +206,17 @@ class MetricsEndpoint(Check):
                     evidence={"body": answer.snippet(200)},
                 )
             return
+        if answer.truncated:
+            # a scrape over the cap is evidence (cardinality gone wild, a hostile body), never
+            # a pass: the samples read so far are not the exposition
+            for subject in SUBJECTS:
+                yield self.failed(
+                    subject,
+                    f"GET {path} answered 200, but its {answer.over}",
+                    measured=MAX_METRICS_BYTES,
+                    evidence={"body_limit_bytes": MAX_METRICS_BYTES, "body": answer.snippet(200)},
+                )
+            return
         ctype = answer.headers.get("content-type", "")
         expo = Exposition.parse(answer.body.decode("utf-8", "replace"))
         if not expo.samples or not ctype.startswith(("text/plain", "application/openmetrics")):
@@ -212,7 +224,7 @@ class MetricsEndpoint(Check):
                 yield self.failed(
                     subject,
                     f"GET {path} does not answer Prometheus text (content type "
-                    f"{ctype[:60] or 'none'}, {len(expo.samples)} samples)",
+                    f"{clip(ctype, 60) or 'none'}, {len(expo.samples)} samples)",
                     evidence={"body": answer.snippet(200)},
                 )
             return

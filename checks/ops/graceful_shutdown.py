@@ -222,7 +222,7 @@ class GracefulShutdown(Check):
                 except TargetError as e:
                     outcomes[i] = e.detail
                 except Exception as e:  # a thread must never die silently
-                    outcomes[i] = f"{type(e).__name__}: {str(e)[:120]}"
+                    outcomes[i] = f"{type(e).__name__}: {ctx.redactor.clip(e, 120)}"
                 finally:
                     held.started.set()
                     c.close()  # an idle TLS connection would hold the server's shutdown
@@ -264,14 +264,14 @@ class GracefulShutdown(Check):
         ]
         evidence = {
             "requests": count,
-            "outcomes": [str(o)[:120] for o in outcomes],
+            "outcomes": [ctx.redactor.clip(o, 120) for o in outcomes],
             "idle_clients_closed": closed,
         }
         if bad:
             yield self.failed(
                 "in-flight requests",
                 f"{len(bad)} of {count} in-flight {spec.subject} requests failed after SIGTERM "
-                f"(first: {str(bad[0])[:160]})",
+                f"(first: {ctx.redactor.clip(bad[0], 160)})",
                 measured=len(bad),
                 threshold=0,
                 evidence=evidence,

@@ -31,6 +31,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import AuthError, Context
+from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
 DEFAULT_POLICIES: tuple[dict[str, Any], ...] = (
@@ -359,7 +360,7 @@ class RateLimitPolicies(Check):
                 )
         hint = f" (counting {errors} failed requests)" if early else ""
         if last is not None and "Retry-After" in last.headers:
-            hint = f" with Retry-After {last.headers['Retry-After'][:20]}"
+            hint = f" with Retry-After {clip(last.headers['Retry-After'], 20)}"
         elif last is not None:
             hint = " with RateLimit headers"
         return self.passed(

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from readyctl import _proc
 from readyctl.check import CheckSettings
+from readyctl.redact import clip
 
 if TYPE_CHECKING:
     from readyctl.context import Context
@@ -77,7 +79,7 @@ def tracked_files(ctx: Context, repo: Path) -> list[str]:
         ".",
     ]
     try:
-        proc = subprocess.run(
+        proc = _proc.run(
             cmd,
             capture_output=True,
             timeout=ctx.timeout(30),
@@ -90,6 +92,6 @@ def tracked_files(ctx: Context, repo: Path) -> list[str]:
         raise RepoError(f"git ls-files in {repo} did not finish in time") from None
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
-        raise RepoError(f"git ls-files in {repo} failed: {lines[0][:200]}")
+        raise RepoError(f"git ls-files in {repo} failed: {clip(lines[0], 200)}")
     names = [n for n in proc.stdout.decode("utf-8", errors="replace").split("\0") if n]
     return names[:MAX_TRACKED]

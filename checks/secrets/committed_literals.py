@@ -19,8 +19,10 @@ from readyctl.checks.secrets._repo import (
     tracked_files,
 )
 
+from readyctl import _proc
 from readyctl.check import Capability, Category, Check, CheckMeta, RemediationSpec, Severity
 from readyctl.context import Context
+from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -233,7 +235,7 @@ class CommittedLiterals(Check):
             {"root": str(repo), "files": files, "baseline_settings": baseline_settings}
         )
         try:
-            proc = subprocess.run(
+            proc = _proc.run(
                 [sys.executable, "-c", _SCAN],
                 input=request.encode(),
                 capture_output=True,
@@ -250,7 +252,7 @@ class CommittedLiterals(Check):
                     ErrorReason.CONFIG,
                     "detect-secrets is not installed (pip install detect-secrets)",
                 )
-            raise _ScanError(ErrorReason.BUG, f"detect-secrets failed: {err[-1][:200]}")
+            raise _ScanError(ErrorReason.BUG, f"detect-secrets failed: {clip(err[-1], 200)}")
         try:
             report = json.loads(proc.stdout)
         except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import ipaddress
 import socket
 import ssl
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from readyctl.redact import clip
+
 if TYPE_CHECKING:
     from cryptography import x509
 
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
 
 NOT_HTTPS = "base_url is not an https:// URL, so there is no TLS endpoint to inspect"
 NO_BASE_URL = "no base_url configured for this environment"
+EXCERPT_MARGIN = 16 * 1024  # bytes read past an excerpt's limit, so redaction sees whole secrets
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def endpoint(ctx: Context) -> Endpoint | str:
     try:
         port = parts.port or 443
     except ValueError:
-        return f"base_url has an invalid port: {base[:80]}"
+        return f"base_url has an invalid port: {ctx.redactor.clip(base, 80)}"
     return Endpoint(parts.hostname, port)
 
 
@@ -71,7 +75,7 @@ class HandshakeError(Exception):
 def _one_line(text: str, limit: int = 160) -> str:
     """The first line of an error text, shortened."""
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return line[:limit]
+    return clip(line, limit)
 
 
 def _ssl_detail(exc: ssl.SSLError) -> str:
@@ -227,14 +231,33 @@ def describe(cert: x509.Certificate) -> dict[str, Any]:
     dns, ips = san_names(cert)
     names = dns + ips
     return {
-        "subject": cert.subject.rfc4514_string()[:200],
-        "issuer": cert.issuer.rfc4514_string()[:200],
+        "subject": clip(cert.subject.rfc4514_string(), 200),
+        "issuer": clip(cert.issuer.rfc4514_string(), 200),
         "serial": format(cert.serial_number, "x"),
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
         "subject_alt_names": names[:20]
         + ([f"... {len(names) - 20} more"] if len(names) > 20 else []),
     }
+
+
+def validity_problem(cert: x509.Certificate, now: dt.datetime) -> str | None:
+    """'the leaf certificate expired 2.0 days ago (2024-05-01 12:00 UTC)', or None when in date."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    not_after = cert.not_valid_after_utc
+    not_before = cert.not_valid_before_utc
+    if not_after <= now:
+        days = round((now - not_after).total_seconds() / 86400, 1)
+        return (
+            f"the leaf certificate expired {days:g} days ago "
+            f"({not_after.strftime('%Y-%m-%d %H:%M UTC')})"
+        )
+    if not_before > now:
+        return (
+            f"the leaf certificate is not valid before {not_before.strftime('%Y-%m-%d %H:%M UTC')}"
+        )
+    return None
 
 
 # -- the legacy-protocol positive control ----------------------------------------------------
@@ -295,10 +318,10 @@ def refused(exc: BaseException) -> bool:
 
 
 def excerpt(chunks: Iterator[bytes], limit: int = 300) -> str:
-    """At most `limit` characters of a streamed body (stops reading there)."""
+    """At most `limit` characters of a streamed body, redacted (stops reading soon after)."""
     got = b""
     for chunk in chunks:
         got += chunk
-        if len(got) >= limit:
+        if len(got) >= limit + EXCERPT_MARGIN:  # enough to redact a secret cut at the limit
             break
-    return got[:limit].decode("utf-8", "replace")
+    return clip(got[: limit + EXCERPT_MARGIN].decode("utf-8", "replace"), limit)

@@ -15,6 +15,7 @@ from readyctl.checks.tls._probe import (
     handshake,
     load_leaf,
     san_names,
+    validity_problem,
 )
 
 from readyctl.check import (
@@ -116,16 +117,21 @@ class TlsCertificate(Check):
                 return
             leaf_der, evidence = self._unverified_leaf(ctx, ep, wait)
             issuer = evidence.get("issuer")
+            # OpenSSL names the first problem only: an untrusted issuer hides an expired leaf
+            dated = validity_problem(load_leaf(leaf_der), ctx.now()) if leaf_der else None
+            if dated:
+                evidence["validity"] = dated
             yield self.failed(
                 "chain",
                 f"chain of {ep.label} does not verify against {trust}: {e.detail}"
-                + (f" (issuer {issuer})" if issuer else ""),
+                + (f" (issuer {issuer})" if issuer else "")
+                + (f"; {dated}" if dated else ""),
                 evidence={**evidence, "trust": trust},
             )
         else:
             leaf_der = session.leaf_der
             cert = load_leaf(leaf_der)
-            issuer = cert.issuer.rfc4514_string()[:120]
+            issuer = ctx.redactor.clip(cert.issuer.rfc4514_string(), 120)
             yield self.passed(
                 "chain",
                 f"chain of {ep.label} verifies against {trust} (issuer {issuer})",

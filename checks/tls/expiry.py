@@ -66,7 +66,10 @@ class TlsExpiry(Check):
         ),
         category=Category.TRANSPORT,
         severity=Severity.HIGH,
+        # runs even when http.reachable fails: an expired leaf is one reason it fails, and
+        # the leaf is read without verification, so an untrusted chain does not hide its date
         requires=(Capability.HTTP,),
+        diagnoses_probe=True,
         safety=Safety.READ_ONLY,
         timeout_s=15,
         tags=("tls",),

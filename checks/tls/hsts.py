@@ -20,6 +20,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
 DEFAULT_PATHS = ("/health", "/")
@@ -134,11 +135,12 @@ class TlsHsts(Check):
                 continue
             except (httpx.RemoteProtocolError, httpx.DecodingError) as e:
                 yield self.failed(
-                    path, f"{path}: the HTTPS answer is not valid HTTP ({str(e)[:120]})"
+                    path,
+                    f"{path}: the HTTPS answer is not valid HTTP ({ctx.redactor.clip(e, 120)})",
                 )
                 continue
             except httpx.HTTPError as e:
-                detail = str(e)[:160] or type(e).__name__
+                detail = ctx.redactor.clip(e, 160) or type(e).__name__
                 yield self.errored(path, ErrorReason.CONNECTIVITY, f"{path}: {detail}")
                 continue
             yield self._judge(path, status, values, minimum, floor)
@@ -152,7 +154,7 @@ class TlsHsts(Check):
                 evidence={"status": status},
             )
         raw = values[0]
-        evidence: dict[str, object] = {"status": status, "header": raw[:200]}
+        evidence: dict[str, object] = {"status": status, "header": clip(raw, 200)}
         if len(values) > 1:
             evidence["fields"] = len(values)
         directives, problem = parse_hsts(raw)

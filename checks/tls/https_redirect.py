@@ -115,14 +115,16 @@ class TlsHttpsRedirect(Check):
                     )
                     return
                 yield self.errored(
-                    path, ErrorReason.CONNECTIVITY, f"{url}: {str(e)[:160] or type(e).__name__}"
+                    path,
+                    ErrorReason.CONNECTIVITY,
+                    f"{url}: {ctx.redactor.clip(e, 160) or type(e).__name__}",
                 )
                 continue
             except httpx.TimeoutException:
                 yield self.errored(path, ErrorReason.TIMEOUT, f"{url} did not answer in time")
                 continue
             except httpx.HTTPError as e:
-                detail = str(e)[:160] or type(e).__name__
+                detail = ctx.redactor.clip(e, 160) or type(e).__name__
                 yield self.errored(
                     path, ErrorReason.CONNECTIVITY, f"{url} gave no usable HTTP answer ({detail})"
                 )
@@ -140,12 +142,13 @@ class TlsHttpsRedirect(Check):
                     path, f"{path}: answered {status} without a Location header", evidence=evidence
                 )
             target = urljoin(url, location.strip())
-            evidence["location"] = target[:300]
+            evidence["location"] = ctx.redactor.clip(target, 300)
             parts = urlsplit(target)
             if parts.scheme != "https":
                 return self.failed(
                     path,
-                    f"{path}: answered {status} to {target[:120]}, which is not HTTPS",
+                    f"{path}: answered {status} to {ctx.redactor.clip(target, 120)}, "
+                    "which is not HTTPS",
                     evidence=evidence,
                 )
             problems = []
@@ -154,12 +157,12 @@ class TlsHttpsRedirect(Check):
             if not self._same_path(ctx, path, parts.path, parts.query):
                 problems.append("a different path or query")
             if not self._same_host(ctx, parts):
-                problems.append(f"another host ({parts.netloc[:80]})")
+                problems.append(f"another host ({ctx.redactor.clip(parts.netloc, 80)})")
             if problems:
                 return self.warned(
                     path,
                     f"{path}: redirects to HTTPS, but with {' and '.join(problems)} "
-                    f"({status} to {target[:120]})",
+                    f"({status} to {ctx.redactor.clip(target, 120)})",
                     measured=status,
                     evidence=evidence,
                 )

@@ -20,6 +20,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
 # (subject, sslyze scan command, attribute of the scan result)
@@ -38,7 +39,7 @@ def _last_line(trace: Any) -> str:
     else:
         text = str(trace or "")
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return (lines[-1] if lines else "no detail")[:200]
+    return clip(lines[-1] if lines else "no detail", 200)
 
 
 class Settings(CheckSettings):

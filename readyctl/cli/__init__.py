@@ -69,7 +69,17 @@ _config_cmd.register(app)
 
 
 def main() -> None:
-    """Console entry point: user errors print one line and exit 2, never a traceback."""
+    """Console entry point: user errors print one line and exit 2, never a traceback; a bug
+    in readyctl prints one line and exits 4 (EXIT_INTERNAL)."""
+    from readyctl import _interrupt
+
+    # SIGINT/SIGTERM never kill readyctl: cleanups, a report marked interrupted, exit 130
+    with _interrupt.guarded():
+        _main()
+
+
+def _main() -> None:
+    """The command, with its documented exit codes."""
     from readyctl.errors import ReadyctlError
 
     try:
@@ -86,10 +96,12 @@ def main() -> None:
         if os.environ.get("READYCTL_DEBUG"):
             raise
         from readyctl.redact import global_redactor
+        from readyctl.scoring import EXIT_INTERNAL
 
         msg = global_redactor().text(f"{type(e).__name__}: {e}")
+        first = (msg.splitlines() or [type(e).__name__])[0][:500]
         sys.stderr.write(
-            f"internal error: {msg.splitlines()[0] if msg else type(e).__name__} "
-            "(set READYCTL_DEBUG=1 for the traceback)\n"
+            f"internal error: {first} (set READYCTL_DEBUG=1 for the traceback); please report it\n"
         )
-        sys.exit(3)
+        # its own code, distinct from 3 (inconclusive): CI must not read a bug as a verdict
+        sys.exit(EXIT_INTERNAL)

@@ -21,5 +21,5 @@ NO_COLOR_OPT = typer.Option(False, "--no-color", help="No colours in terminal ou
 FOCUSED_EXIT_HELP = (
     "Exit codes: 0 every check it ran passed (or warned); 1 any unwaived failure, whatever its "
     "severity; 3 nothing could be verified (only skips, blocks or errors); 2 usage or config "
-    "error; 130 interrupted."
+    "error; 130 interrupted; 4 internal error (a bug in readyctl)."
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -280,7 +280,12 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
     try:
         formats = parse_formats(opts.formats or cfg.report.formats)
     except ValueError as e:
-        raise UsageError(f"--format: {e}") from None
+        if opts.formats:
+            raise UsageError(f"--format: {e}") from None
+        # from readyctl.yaml: name the file, the line and the key
+        bad = next((i for i, f in enumerate(cfg.report.formats) if repr(f) in str(e)), None)
+        loc = ("report", "formats") if bad is None else ("report", "formats", bad)
+        raise loaded.error(loc, str(e)) from None
     out_dir = opts.out or loaded.resolve_path(cfg.report.out)
 
     catalog = load_catalog()
@@ -336,77 +341,153 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
         print_plan(console, plan(ctx, selected, catalog.checks), env_name, env)
         return 0, None
 
-    handle = None
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def _term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _term)
-    try:
-        if env.managed == "demo":
-            faults = list(env.faults)
-            faults += [f for f in os.environ.get("READYCTL_DEMO_FAULTS", "").split(",") if f]
-            handle, env = _start_managed(env, list(dict.fromkeys(faults)), console)
-            for key in ("base_url", "http_url", "env_file", "database_url"):
-                origin[key] = "managed demo (started by readyctl)"
-        environ = None
-        if handle is not None:
-            environ = {**os.environ, **managed_environ(handle)}
-            for value in (handle.mail_token, handle.webhook_secret):
-                redactor.add(value)
-        ctx = Context(environment=env, managed=handle, environ=environ, **ctx_kwargs)
-        if handle is not None:
-            ctx.add_cleanup(handle.stop)
-        items = plan(ctx, selected, catalog.checks)
-        with Progress(console, total=len(items), enabled=not opts.quiet) as progress:
-            outcome = run(ctx, items, jobs=jobs, deadline_s=deadline_s, progress=progress.update)
-    except KeyboardInterrupt:
-        if handle is not None:
-            handle.stop()
-        console.print("interrupted before any check ran; nothing to report", style="yellow")
-        return 130, None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    from readyctl import _interrupt, _proc
     from readyctl import history as _history
     from readyctl.report import build_report
     from readyctl.reporters.terminal import render, render_quiet
+    from readyctl.runner import RunOutcome
 
     key = _history.selection_key(env_name, only, skip)
     trend = _history.trend(history_dir, key, cfg.report.trend_runs - 1) if opts.history else []
-    report = build_report(
-        outcome,
-        config=cfg,
-        env_name=env_name,
-        environment=env,
-        redactor=redactor,
-        only=only,
-        skip=skip,
-        today=ctx.now().date(),
-        baseline=baseline_data,
-        baseline_info=baseline_info,
-        history=trend,
-        catalog_metas={c.meta.id: c.meta for c in catalog},
-        selected=[c.meta.id for c in selected],
-        target_origin=origin,
-        focused=bool(opts.fixed_selection),
-    )
-    report.data["history"] = [
-        *trend,
-        {"started_at": report.data["started_at"], "score": report.score, "verdict": report.verdict},
-    ]
-    if opts.history and not outcome.interrupted:
-        _history.save(report.data, history_dir, cfg.report.history_keep)
-    written = write_files(report, out_dir, formats)
-    json_path = written.get("json")
-    if "terminal" in formats:
-        if opts.quiet:
-            render_quiet(report, console.out, json_path=json_path)
-        else:
-            render(report, console.out, json_path=json_path)
-    for problem in outcome.cleanup_problems:
-        console.err.print(problem, style="yellow", markup=False)
+    ctx = Context(environment=env, **ctx_kwargs)  # replaced once the target is known
+    started_at, t0 = ctx.now(), time.monotonic()
+    partial: dict[str, list[Any]] = {}  # results recorded so far (for the fallback report)
+
+    def make_report(outcome: Any) -> Any:
+        report = build_report(
+            outcome,
+            config=cfg,
+            env_name=env_name,
+            environment=ctx.environment,
+            redactor=redactor,
+            only=only,
+            skip=skip,
+            today=ctx.now().date(),
+            baseline=baseline_data,
+            baseline_info=baseline_info,
+            history=trend,
+            catalog_metas={c.meta.id: c.meta for c in catalog},
+            selected=[c.meta.id for c in selected],
+            target_origin=origin,
+            focused=bool(opts.fixed_selection),
+        )
+        report.data["history"] = [
+            *trend,
+            {
+                "started_at": report.data["started_at"],
+                "score": report.score,
+                "verdict": report.verdict,
+            },
+        ]
+        return report
+
+    def interrupted_outcome(problems: list[str]) -> Any:
+        done = dict(partial)  # a copy: the runner may still be adding to it
+        results = [r for cid in sorted(done) for r in done[cid]]
+        return RunOutcome(
+            results=results,
+            started_at=started_at,
+            duration_s=round(time.monotonic() - t0, 3),
+            interrupted=True,
+            cleanup_problems=problems,
+            metas={c.meta.id: c.meta for c in catalog},
+        )
+
+    def fallback_report() -> None:
+        # the process must end before the real report: write what is known, marked interrupted
+        why = "readyctl exited before its cleanups finished; scratch resources may be left"
+        write_files(make_report(interrupted_outcome([why])), out_dir, formats)
+
+    handle = None
+    outcome: Any = None
+    _interrupt.set_fallback(fallback_report)
+    try:
+        with _proc.scope():
+            try:
+                if _interrupt.requested():
+                    raise KeyboardInterrupt
+                if env.managed == "demo":
+                    faults = list(env.faults)
+                    faults += [
+                        f for f in os.environ.get("READYCTL_DEMO_FAULTS", "").split(",") if f
+                    ]
+                    with _interrupt.raising():  # managed.start cleans up after itself
+                        handle, env = _start_managed(env, list(dict.fromkeys(faults)), console)
+                    for key_ in ("base_url", "http_url", "env_file", "database_url"):
+                        origin[key_] = "managed demo (started by readyctl)"
+                environ = None
+                if handle is not None:
+                    environ = {**os.environ, **managed_environ(handle)}
+                    for value in (handle.mail_token, handle.webhook_secret):
+                        redactor.add(value)
+                ctx = Context(environment=env, managed=handle, environ=environ, **ctx_kwargs)
+                if handle is not None:
+                    ctx.add_cleanup(handle.stop)
+                items = plan(ctx, selected, catalog.checks)
+                if _interrupt.requested():
+                    raise KeyboardInterrupt
+                with Progress(console, total=len(items), enabled=not opts.quiet) as progress:
+
+                    def on_progress(event: str, cid: str, results: Any) -> None:
+                        if event == "done" and results is not None:
+                            partial[cid] = list(results)
+                        progress.update(event, cid, results)
+
+                    outcome = run(
+                        ctx, items, jobs=jobs, deadline_s=deadline_s, progress=on_progress
+                    )
+            except KeyboardInterrupt:
+                # before the first check ran, or while the managed demo was starting
+                _proc.close_scope(grace=1.0)
+                problems: list[str] = []
+                if handle is not None:
+                    budget = max(1.0, _interrupt.remaining() - 5)
+                    problems = [redactor.text(p) for p in _stop_within(handle.stop, budget)]
+                outcome = interrupted_outcome(problems)
+        if _interrupt.requested():
+            outcome.interrupted = True  # a signal after the last check still counts
+        report = make_report(outcome)
+        with _interrupt.writing_report():
+            written = write_files(report, out_dir, formats)
+        json_path = written.get("json")
+        if "terminal" in formats:
+            if opts.quiet:
+                render_quiet(report, console.out, json_path=json_path)
+            else:
+                render(report, console.out, json_path=json_path)
+        for problem in outcome.cleanup_problems:
+            console.err.print(problem, style="yellow", markup=False)
+        if _interrupt.requested() and not outcome.interrupted:
+            # signalled while the report was being written: say so in the files too
+            outcome.interrupted = True
+            report = make_report(outcome)
+            with _interrupt.writing_report():
+                write_files(report, out_dir, formats)
+        if opts.history and not outcome.interrupted:
+            _history.save(report.data, history_dir, cfg.report.history_keep)
+    finally:
+        _interrupt.set_fallback(None)
     return report.exit_code, report
+
+
+def _stop_within(stop: Any, budget_s: float) -> list[str]:
+    """Call `stop` in a thread; a problem line if it fails or outlasts `budget_s`."""
+    import threading
+
+    box: list[str] = []
+
+    def work() -> None:
+        try:
+            stop()
+        except Exception as e:  # cleanup must go on
+            box.append(f"cleanup failed: {e}")
+
+    t = threading.Thread(target=work, name="readyctl-stop-managed", daemon=True)
+    t.start()
+    t.join(budget_s)
+    if t.is_alive():
+        return [f"stopping the managed demo did not finish within {budget_s:.0f} s"]
+    return box
 
 
 def run_command(opts: RunOptions) -> None:

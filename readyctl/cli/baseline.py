@@ -109,7 +109,8 @@ def _unpin(directory: Path, key: str) -> None:
         "  readyctl baseline pin reports/readiness.json --only 'env.*'\n\n"
         "  readyctl baseline pin last --env staging\n\n"
         "  readyctl baseline pin --unpin --env staging\n\n"
-        "Exit codes: 0 pinned; 2 unknown run, not a readyctl report, or usage error."
+        "Exit codes: 0 pinned; 2 unknown run, not a readyctl report, or usage error; "
+        "4 internal error (a bug in readyctl)."
     ),
 )
 def pin(

@@ -20,7 +20,7 @@ EXIT_HELP = (
     "1 not ready (a blocking failure, score under fail_under, a regression or an expired "
     "waiver); 3 inconclusive (no blocking failure, but a required checklist item was not "
     "verified, or a critical check errored or is blocked); 0 ready: every required checklist "
-    "item was verified and held."
+    "item was verified and held; 4 internal error (a bug in readyctl; please report it)."
 )
 
 

@@ -73,7 +73,7 @@ def _bump(text: str) -> str:
         "Examples:\n\n  readyctl config migrate\n\n"
         "  readyctl config migrate --config deploy/readyctl.yaml --write\n\n"
         "Exit codes: 0 the file is valid under the current version; 1 it has settings to "
-        "fix first; 2 usage or config error."
+        "fix first; 2 usage or config error; 4 internal error (a bug in readyctl)."
     ),
 )
 def migrate(

@@ -27,7 +27,7 @@ ALEMBIC_OPT = typer.Option(
 )
 EXIT_HELP = (
     "Exit codes: 0 {ok}; 1 {bad}; 3 nothing could be verified; 2 usage or config error; "
-    "130 interrupted."
+    "130 interrupted; 4 internal error (a bug in readyctl)."
 )
 
 

@@ -33,6 +33,9 @@ def up(
             f"error: unknown fault {unknown[0]!r}; `readyctl demo faults` lists them", err=True
         )
         raise typer.Exit(2)
+    from readyctl import _interrupt
+
+    _interrupt.uninstall()  # Ctrl-C/SIGTERM stop the foreground demo (run_foreground), exit 0
     raise typer.Exit(run_foreground(list(fault), typer.echo))
 
 

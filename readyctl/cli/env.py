@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         "Examples:\n\n  readyctl env validate --env-file .env.production\n\n"
         "  readyctl env validate --process-env\n\n"
         "Exit codes: 0 valid; 1 not valid (any failed rule, whatever its severity); 3 nothing "
-        "could be verified; 2 usage or config error; 130 interrupted."
+        "could be verified; 2 usage or config error; 130 interrupted; 4 internal error (a "
+        "bug in readyctl)."
     ),
 )
 def validate(

@@ -94,7 +94,8 @@ def render(
 
 @waivers_app.command(
     "lint",
-    help="Validate waivers and list days left. Exit 1 when one is expired or invalid.\n\n"
+    help="Validate waivers and list days left. Exit codes: 0 all valid; 1 one is expired or "
+    "invalid; 2 usage or config error; 4 internal error (a bug in readyctl).\n\n"
     "Example:\n\n  readyctl waivers lint --config readyctl.yaml",
 )
 def lint(config: Path | None = CONFIG_OPT, no_color: bool = NO_COLOR_OPT) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from psycopg import sql as psycopg_sql
 
+from readyctl import _proc
 from readyctl.demo.faults import FAULTS_ENV, validate_faults
 from readyctl.demo.pg import EmbeddedPostgres, free_port
 from readyctl.demo.settings import render_env_example, render_env_file
@@ -82,18 +83,8 @@ class _Runtime:
 
 
 def _terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM a process, then SIGKILL it if it does not exit in time; reap it."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(10)
-    else:
-        proc.wait()
+    """SIGTERM the server's process group, then SIGKILL it if it does not exit in time; reap."""
+    _proc.stop(proc, grace=timeout_s, sig=signal.SIGTERM)
 
 
 def _drop_quietly(pg: EmbeddedPostgres, dbname: str | None, role: str | None) -> None:
@@ -295,7 +286,7 @@ def _backup(
         "-f",
         str(path),
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = _proc.run(cmd, env=env, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise RuntimeError(f"pg_dump failed: {proc.stderr.decode(errors='replace').strip()[-200:]}")
     if stale:
@@ -524,14 +515,14 @@ def _spawn_server(
         "--parent-pid",
         str(os.getpid()),
     ]
-    proc = subprocess.Popen(
+    proc = _proc.popen(
         cmd,
+        name="readyctl-demo-server",
         env=_server_env(faults, ai_latency_ms),
         stdin=subprocess.DEVNULL,
         stdout=rt.server_log,
         stderr=rt.server_log,
         pass_fds=fds,
-        start_new_session=True,
         cwd=str(wd),
     )
     for sock in rt.sockets:

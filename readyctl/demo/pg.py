@@ -25,9 +25,12 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from readyctl import _proc
+
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 HOST = "127.0.0.1"
+START_TIMEOUT_S = 30.0
 
 
 def bin_dir() -> Path:
@@ -72,10 +75,12 @@ def ensure_system_user(name: str = SYSTEM_USER) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(
+        _proc.run(
             ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name],
             check=True,
             capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
         )
         return pwd.getpwnam(name)
 
@@ -168,6 +173,7 @@ class EmbeddedPostgres:
         self.socket_dir: Path | None = None
         self.log_file: Path | None = None
         self.pid: int | None = None
+        self._postmaster: subprocess.Popen[bytes] | None = None
         self._extra_dirs: list[Path] = []
         self._initialized = False
         self._password_set = False
@@ -241,7 +247,14 @@ class EmbeddedPostgres:
                     "--locale=C",
                     "--no-sync",
                 ]
-                subprocess.run(cmd, check=True, capture_output=True, **self._run_kwargs())
+                _proc.run(
+                    cmd,
+                    check=True,
+                    capture_output=True,
+                    stdin=subprocess.DEVNULL,
+                    timeout=300,
+                    **self._run_kwargs(),
+                )
                 staging = root / f".{template.name}.{os.getpid()}"
                 shutil.rmtree(staging, ignore_errors=True)
                 shutil.copytree(data, staging, symlinks=True)
@@ -309,7 +322,7 @@ class EmbeddedPostgres:
                     self.port = free_port()
             self._pg_ctl_start()
             self._running = True
-            self.pid = self._read_pid()
+            self.pid = self._postmaster.pid if self._postmaster is not None else self._read_pid()
             if not self._password_set:
                 self._set_password()
                 self._password_set = True
@@ -321,38 +334,58 @@ class EmbeddedPostgres:
         return self
 
     def _pg_ctl_start(self) -> None:
-        """Run pg_ctl start and wait until the server accepts connections."""
+        """Start the postmaster as a child in its own process group; wait until it is ready.
+
+        Not `pg_ctl start`: pg_ctl daemonizes the postmaster into a session of its own, out
+        of reach of the process registry (readyctl._proc), so an interrupted start could leave
+        a server running. Readiness is what `pg_ctl -w` waits for: postmaster.pid says ready.
+        """
         assert self.data_dir is not None and self.log_file is not None
-        cmd = [
-            self.bin("pg_ctl"),
-            "-D",
-            str(self.data_dir),
-            "-l",
-            str(self.log_file),
-            "-o",
-            f"-p {self.port}",
-            "-w",
-            "-t",
-            "30",
-            "start",
-        ]
-        try:
-            subprocess.run(
+        cmd = [self.bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port)]
+        with open(self.log_file, "ab") as log:
+            proc = _proc.popen(
                 cmd,
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                name="postgres",
+                stop_signal=signal.SIGQUIT,  # immediate shutdown: the children go too
                 stdin=subprocess.DEVNULL,
-                timeout=40,
+                stdout=log,
+                stderr=log,
                 **self._run_kwargs(),
             )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            tail = self.log_file.read_text(errors="replace")[-400:]
+        self._postmaster = proc
+        deadline = time.monotonic() + START_TIMEOUT_S
+        problem = None
+        try:
+            while True:
+                if proc.poll() is not None:
+                    problem = f"exited with code {proc.returncode}"
+                    break
+                if self._pid_file_status(proc.pid) in ("ready", "standby"):
+                    return
+                if time.monotonic() >= deadline:
+                    problem = f"not ready within {START_TIMEOUT_S:g} s"
+                    break
+                time.sleep(0.01)
+        except BaseException:  # KeyboardInterrupt while waiting: no server left behind
             self._kill_postmaster()
-            lines = tail.strip().splitlines() or ["no log output"]
-            worst = [x for x in lines if "FATAL" in x or "ERROR" in x or "could not" in x]
-            reason = (worst or lines)[0].split("  ", 1)[-1]
-            raise RuntimeError(f"PostgreSQL failed to start: {reason}") from exc
+            raise
+        tail = self.log_file.read_text(errors="replace")[-400:]
+        self._kill_postmaster()
+        lines = tail.strip().splitlines() or [f"the server {problem}"]
+        worst = [x for x in lines if "FATAL" in x or "ERROR" in x or "could not" in x]
+        reason = (worst or lines)[0].split("  ", 1)[-1]
+        raise RuntimeError(f"PostgreSQL failed to start: {reason}")
+
+    def _pid_file_status(self, pid: int) -> str | None:
+        """The status line of postmaster.pid (starting, ready, ...) if it is `pid`'s."""
+        assert self.data_dir is not None
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().split("\n")
+        except OSError:
+            return None
+        if len(lines) < 8 or lines[0].strip() != str(pid):
+            return None
+        return lines[7].strip()
 
     def _read_pid(self) -> int | None:
         """Read the postmaster pid from postmaster.pid."""
@@ -381,32 +414,18 @@ class EmbeddedPostgres:
         """Stop the server and delete the instance; keep_data does a clean fast shutdown only.
 
         Without keep_data the data is thrown away, so the shutdown skips the checkpoint
-        (pg_ctl -m immediate). Idempotent.
+        (SIGQUIT, an immediate shutdown). Idempotent.
         """
         if self._running and self.data_dir is not None:
-            mode = "fast" if keep_data else "immediate"
-            try:
-                subprocess.run(
-                    [
-                        self.bin("pg_ctl"),
-                        "-D",
-                        str(self.data_dir),
-                        "-m",
-                        mode,
-                        "-w",
-                        "-t",
-                        "20",
-                        "stop",
-                    ],
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    stdin=subprocess.DEVNULL,
-                    timeout=30,
-                    **self._run_kwargs(),
-                )
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            # fast shutdown (SIGINT) keeps the data consistent; without keep_data the data is
+            # thrown away, so an immediate shutdown (SIGQUIT) skips the checkpoint
+            sig = signal.SIGINT if keep_data else signal.SIGQUIT
+            proc = self._postmaster
+            if proc is not None:
+                _proc.stop(proc, grace=20, sig=sig)
+            else:
                 self._kill_postmaster()
+            self._postmaster = None
             self._running = False
             self._wait_pid_gone(self.pid, 10)
             self.pid = None
@@ -425,7 +444,11 @@ class EmbeddedPostgres:
             self._atexit_registered = False
 
     def _kill_postmaster(self) -> None:
-        """Kill the postmaster (and so its children) when pg_ctl could not stop it."""
+        """Kill the postmaster (and so its children): SIGQUIT, then SIGKILL."""
+        proc, self._postmaster = self._postmaster, None
+        if proc is not None:
+            _proc.stop(proc, grace=5)
+            return
         pid = self.pid or (self._read_pid() if self.data_dir else None)
         if pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from readyctl.demo._core import JsonLog
 from readyctl.demo.app import create_app
@@ -25,6 +25,10 @@ from readyctl.demo.settings import Settings, StartupError, check_startup, parse_
 
 PROCESS_ENV_KEYS = (FAULTS_ENV, "READYCTL_DEMO_AI_LATENCY_MS", "READYCTL_DEMO_PUBLIC_URL")
 EXIT_CONFIG = 2
+GRACEFUL_TIMEOUT_S = 30
+"""Longest wait for in-flight requests after SIGTERM before uvicorn cancels them."""
+TLS_CLOSE_TIMEOUT_S = 5.0
+"""Longest wait for a peer's TLS close_notify after closing a connection (asyncio: 30 s)."""
 
 
 class _Server(uvicorn.Server):
@@ -53,6 +57,52 @@ class _JsonLogHandler(logging.Handler):
             source=record.name,
             message=record.getMessage(),
         )
+
+
+def close_when_draining(app: Any, draining: asyncio.Event) -> Any:
+    """Wrap an ASGI app: a response started once `draining` is set says `Connection: close`.
+
+    uvicorn closes a connection after the response it finished during shutdown but does not
+    say so, so an HTTP/1.1 client parks the connection in its pool as reusable and never
+    answers the server's TLS close_notify: the shutdown then waits for that idle peer.
+    With the header the client closes the connection itself once it has read the response.
+    """
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and draining.is_set():
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"
+                ]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, send_closing)
+
+    return wrapped
+
+
+def _bound_tls_close(loop: asyncio.AbstractEventLoop) -> None:
+    """Make the loop's TLS servers wait at most TLS_CLOSE_TIMEOUT_S for a peer's close_notify.
+
+    On shutdown uvicorn closes idle keep-alive connections; asyncio then waits (30 s by
+    default) for the peer's close_notify before it reports the connection lost, and uvicorn
+    waits for that. A pooled client that is not reading never sends one, so without a bound
+    one idle client holds the whole shutdown until the graceful timeout (TLS does not require
+    the closing side to wait for the peer's close_notify).
+    """
+    create_server = loop.create_server
+
+    async def create_server_bounded(*args: Any, **kwargs: Any) -> asyncio.Server:
+        if kwargs.get("ssl") is not None:
+            kwargs.setdefault("ssl_shutdown_timeout", TLS_CLOSE_TIMEOUT_S)
+        return await create_server(*args, **kwargs)
+
+    loop.create_server = create_server_bounded  # type: ignore[method-assign]
 
 
 def redirect_app(public_url: str) -> Any:
@@ -118,7 +168,7 @@ def _config(
         server_header=False,
         date_header=True,
         proxy_headers=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
         timeout_keep_alive=5,
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
@@ -181,15 +231,19 @@ def serve(argv: list[str]) -> int:
         print("counsel-api: refusing to serve the API without TLS (--certfile)", file=sys.stderr)
         return EXIT_CONFIG
     app = create_app(settings, log=log)
-    api = _Server(_config(app, lifespan="on", certfile=args.certfile, keyfile=args.keyfile))
+    draining = asyncio.Event()
+    api_app = close_when_draining(app, draining)
+    api = _Server(_config(api_app, lifespan="on", certfile=args.certfile, keyfile=args.keyfile))
     servers: list[tuple[_Server, socket.socket]] = [(api, api_sock)]
     if http_sock is not None:
         plain = app if settings.has("no-https-redirect") else redirect_app(settings.public_url)
-        servers.append((_Server(_config(plain, lifespan="off")), http_sock))
+        servers.append(
+            (_Server(_config(close_when_draining(plain, draining), lifespan="off")), http_sock)
+        )
     mail = None
     if mail_sock is not None:
         mail = _Server(_config(create_mail_app(settings.postmark_token), lifespan="off"))
-    return asyncio.run(_run(servers, mail, mail_sock, settings, log, args.parent_pid))
+    return asyncio.run(_run(servers, mail, mail_sock, settings, log, args.parent_pid, draining))
 
 
 async def _run(
@@ -199,12 +253,15 @@ async def _run(
     settings: Settings,
     log: JsonLog,
     parent_pid: int | None,
+    draining: asyncio.Event,
 ) -> int:
     """Serve until told to stop; the mail stand-in stops after the API has drained."""
     loop = asyncio.get_running_loop()
+    _bound_tls_close(loop)
 
     def request_exit(reason: str) -> None:
         log.info("server.shutdown_requested", reason=reason)
+        draining.set()
         for server, _ in servers:
             server.should_exit = True
 

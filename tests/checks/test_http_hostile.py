@@ -1,21 +1,26 @@
-"""HTTP hygiene checks against hostile or broken targets: they end as fail or error, in time."""
+"""Hostile or broken targets: every HTTP read is bounded; checks end as fail or error, in time."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from readyctl.config import AuthConfig, Config, Environment
+from readyctl.httpread import DEADLINE, BodyTooLarge, BoundedTransport, read_body
 from tests.helpers import make_context, run_checks
-from tests.servers import free_port, serve
+from tests.servers import HOSTILE_MODES, free_port, gzip_bomb_chunks, hostile_server, serve
 
 MINE = [
     "http.security_headers",
@@ -234,3 +239,478 @@ def test_connection_refused_blocks_every_check() -> None:
     _assert_sane(out, took, 60)  # a hang guard, not a speed target
     for cid in MINE:
         assert {r.status.value for r in out.results if r.check_id == cid} == {"blocked"}
+
+
+# -- the bounded client (readyctl/httpread.py), in process --------------------------------------
+def _gzip(data: bytes) -> bytes:
+    import zlib
+
+    z = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    return z.compress(data) + z.flush()
+
+
+def _zeros_gzip(n: int) -> bytes:
+    """gzip of n zero bytes, compressed block by block (never n bytes in memory)."""
+    return b"".join(gzip_bomb_chunks(n, 1 << 20))
+
+
+def encoded(routes: dict[str, tuple[list[tuple[bytes, bytes]], bytes]]) -> Any:
+    """A raw ASGI app: path -> (headers, body bytes sent as they are, content-encoding kept)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers, body = routes[scope["path"]]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i in range(0, len(body), 65536):
+            more = i + 65536 < len(body)
+            await send(
+                {"type": "http.response.body", "body": body[i : i + 65536], "more_body": more}
+            )
+        if not body:
+            await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def _client(url: str, *, timeout_s: float = 10, **kw: Any) -> Any:
+    ctx = make_context(environment=Environment(base_url=url)).for_check("t", timeout_s, None)
+    return ctx, ctx.http(timeout=timeout_s, **kw)
+
+
+def test_bounded_client_decodes_normal_bodies_and_stops_bombs_in_pieces() -> None:
+    import zlib
+
+    import brotli
+
+    payload = json.dumps({"items": list(range(5000))}).encode()
+    deflate_raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    bomb = _zeros_gzip(100 * 1024**2)  # 100 MiB of zeros in about 100 KB
+    routes = {
+        "/gzip": ([(b"content-encoding", b"gzip")], _gzip(payload)),
+        "/deflate-raw": (
+            [(b"content-encoding", b"deflate")],
+            deflate_raw.compress(payload) + deflate_raw.flush(),
+        ),
+        "/br": ([(b"content-encoding", b"br")], brotli.compress(payload)),
+        "/gzip-bomb": ([(b"content-encoding", b"gzip")], bomb),
+        # gzip of a gzip bomb: each layer is decoded in bounded pieces, lazily
+        "/nested-bomb": ([(b"content-encoding", b"gzip, gzip")], _gzip(bomb)),
+        "/br-bomb": (
+            [(b"content-encoding", b"br")],
+            brotli.compress(bytes(100 * 1024**2), quality=5),  # about 100 bytes
+        ),
+    }
+    with serve(encoded(routes)) as s:
+        _, client = _client(s.url)
+        for path in ("/gzip", "/deflate-raw", "/br"):
+            r = client.get(path)
+            assert r.content == payload and r.json()["items"][-1] == 4999, path
+            assert r.headers["content-encoding"]  # judged by http.compression: kept as sent
+            with client.stream("GET", path) as r:
+                assert b"".join(r.iter_bytes(chunk_size=1000)) == payload
+        for path, how in (
+            ("/gzip-bomb", "gzip"),
+            ("/nested-bomb", "gzip, gzip"),
+            ("/br-bomb", "br"),
+        ):
+            with pytest.raises(BodyTooLarge) as info:
+                client.get(path)
+            e = info.value
+            assert str(e) == f"body exceeded 10 MB after {how} decoding: stopped reading", path
+            assert e.limit == 10_000_000 and e.seen <= e.limit + 65536 and not e.wire
+            # a soft cap reads only what it asked for, in pieces of at most 64 KB
+            with client.stream("GET", path) as r:
+                body = read_body(r, cap=1_000_000)
+            assert body.truncated and len(body.data) == 1_000_000
+            assert body.over == f"body exceeded 1 MB after {how} decoding: stopped reading"
+            assert body.wire_bytes < 1_000_000
+        # a check may ask for less
+        _, small = _client(s.url, max_body=100_000)
+        with pytest.raises(BodyTooLarge, match="exceeded 100 KB after gzip decoding"):
+            small.get("/gzip-bomb")
+
+
+def test_bounded_client_stops_at_the_deadline_on_slow_drips_and_when_cancelled() -> None:
+    for mode in ("slow_headers", "slow_body", "hang"):
+        with hostile_server(mode) as s:
+            # per-read timeouts (5 s) never fire on a drip; the 1.5 s deadline does
+            ctx, client = _client(s.url, timeout_s=1.5)
+            client.timeout = httpx.Timeout(5)
+            t0 = time.monotonic()
+            with pytest.raises(httpx.TimeoutException):
+                client.get("/drip")
+            assert time.monotonic() - t0 < 4, mode  # a hang guard, not a speed target
+            # a request's own, earlier stop bounds the whole exchange too
+            _, client = _client(s.url, timeout_s=30)
+            t0 = time.monotonic()
+            with pytest.raises(httpx.TimeoutException):
+                client.get("/drip", extensions={DEADLINE: time.monotonic() + 1})
+            assert time.monotonic() - t0 < 4, mode
+    with hostile_server("slow_body") as s:
+        ctx, client = _client(s.url, timeout_s=30)
+        threading.Timer(0.5, ctx.state.cancelled.set).start()
+        t0 = time.monotonic()
+        with pytest.raises(httpx.TimeoutException):
+            client.get("/drip")
+        assert time.monotonic() - t0 < 4
+
+
+def test_huge_headers_and_garbage_are_errors_not_crashes() -> None:
+    with hostile_server("huge_headers") as s:
+        _, client = _client(s.url)
+        with pytest.raises(httpx.RemoteProtocolError, match="headers exceeded 102 KB"):
+            client.get("/x")
+    with hostile_server("invalid_http") as s:
+        _, client = _client(s.url)
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get("/x")
+
+
+# -- every HTTP check against misbehaving servers, each server in its own capped process ------
+BODY_CHECKS = [
+    "http.security_headers",
+    "http.compression",
+    "http.error_hygiene",
+    "http.banner",
+    "http.docs_exposure",
+    "health.endpoints",
+]
+# judged on response headers alone; a pass there says nothing about the body (never read
+# beyond its small cap), so the no-pass rule applies to the others
+HEADER_ONLY = {"http.banner"}
+PEAK_RSS_MB = 200
+REPO = Path(__file__).resolve().parents[2]
+ROUTE_SETTINGS: dict[str, dict[str, Any]] = {
+    "http.security_headers": {
+        "public_paths": ["/api/items"],
+        "auth_paths": ["/api/me"],
+        "html_paths": [],
+    },
+    "http.compression": {"paths": ["/api/items"]},
+    "http.error_hygiene": {
+        "json_endpoint": "/api/items",
+        "not_found_prefix": "/nope-",
+    },
+    "http.banner": {"paths": ["/api/items"]},
+    "http.docs_exposure": {
+        "paths": ["/docs", "/openapi.json"],
+        "control_path": "/health",
+    },
+    "health.endpoints": {"paths": ["/ready"], "requests": 3},
+}
+
+
+def _write_config(
+    path: Path,
+    url: str,
+    *,
+    reach: str = "/health",
+    login: str = "/v1/auth/login",
+    ca_bundle: str | None = None,
+    tls: bool = False,
+    timeout_s: float = 3.0,
+) -> str:
+    env: dict[str, Any] = {"base_url": url, "production": True, "auth": {"path": login}}
+    if ca_bundle:
+        env["ca_bundle"] = ca_bundle
+    checks: dict[str, Any] = {
+        cid: {**v, "request_timeout_s": timeout_s} for cid, v in ROUTE_SETTINGS.items()
+    }
+    checks["http.reachable"] = {"path": reach, "request_timeout_s": timeout_s}
+    if tls:
+        checks = {"tls.certificate": {"timeout_s": 3}, "tls.expiry": {"timeout_s": 3}}
+    cfg = {"version": 2, "default_environment": "t", "environments": {"t": env}, "checks": checks}
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    return str(path)
+
+
+def _child(tmp: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run readyctl's CLI in one address-space-capped process; its results and peak RSS."""
+    import os
+    import subprocess
+    import sys
+
+    for run in runs:
+        run["out"] = str(tmp / f"out-{run['name']}")
+    spec = tmp / "spec.json"
+    spec.write_text(json.dumps({"runs": runs, "rlimit_as": 1 << 30}))
+    env = {**os.environ, **CREDS, "MALLOC_ARENA_MAX": "2", "NO_COLOR": "1"}
+    env.pop("READYCTL_DEBUG", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.checks.hostile_child", str(spec)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,  # a hang guard
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _by_check(run: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in run["results"]:
+        out.setdefault(r["id"], []).append(r)
+    return out
+
+
+def _summaries(results: list[dict[str, Any]]) -> str:
+    return " | ".join(r["summary"] for r in results)
+
+
+def _sane_results(answer: dict[str, Any]) -> None:
+    assert answer["peak_rss_mb"] < PEAK_RSS_MB, answer["peak_rss_mb"]
+    for name, run in answer["runs"].items():
+        assert run["took_s"] < 60, (name, run["took_s"])  # a hang guard, not a speed target
+        assert run["results"], name
+        for r in run["results"]:
+            assert r["error_reason"] != "bug", r
+            assert "\n" not in r["summary"] and len(r["summary"]) < 400, r["summary"]
+
+
+# what each check must say about each server (a regex found in its summaries), beyond "no pass"
+SAYS: dict[str, dict[str, str]] = {
+    # the login's stop and the run's deadline (2 s) fall together: either may report it
+    "hang": {"reach": "did not answer in time", "login": "in time|deadline passed"},
+    "slow_headers": {"reach": "did not answer in time", "login": "in time|deadline passed"},
+    "slow_body": {
+        "reach": "answered 200, but the body was still arriving",
+        "login": "in time|deadline passed",
+        "http.compression": "did not finish within",
+        "health.endpoints": "did not end within",
+    },
+    "endless_chunked": {
+        "reach": "body exceeded 10 MB on the wire: stopped reading",
+        "login": "body exceeded 1 MB: stopped reading",
+        "http.compression": "over 1000000 bytes",
+        "http.error_hygiene": "body exceeded 1 MB: stopped reading",
+        "http.docs_exposure": "body exceeded 256 KB: stopped reading",
+        "health.endpoints": "body exceeded 64 KB: stopped reading",
+    },
+    "big_body": {
+        "reach": "body exceeded 10 MB on the wire: stopped reading",
+        "login": "body exceeded 1 MB: stopped reading",
+        "http.compression": "over 1000000 bytes",
+        "health.endpoints": "body exceeded 64 KB: stopped reading",
+    },
+    "gzip_bomb": {
+        "reach": "body exceeded 10 MB after gzip decoding: stopped reading",
+        "login": "body exceeded 1 MB after gzip decoding: stopped reading",
+        "http.compression": "body exceeded 1 MB after gzip decoding: stopped reading",
+        "http.error_hygiene": "body exceeded 1 MB after gzip decoding",
+        "http.docs_exposure": "body exceeded 256 KB after gzip decoding",
+        "health.endpoints": "body exceeded 64 KB after gzip decoding: stopped reading",
+    },
+    "invalid_http": {
+        "reach": "not a valid HTTP answer",
+        "login": "RemoteProtocolError",
+        "http.compression": "malformed HTTP response",
+        "health.endpoints": "malformed",
+    },
+    "redirect_loop": {
+        "reach": "redirects in a loop",
+        "login": "answered 302",
+        "health.endpoints": "a loop",
+    },
+    "offhost_redirect": {
+        "reach": "to another origin",
+        "login": "answered 302 to http://127.0.0.2",
+        "health.endpoints": "redirects to http://127.0.0.2",
+    },
+    "reset": {
+        "reach": "reset by peer",
+        "login": "failed",
+        "http.compression": "reset by peer",
+        "health.endpoints": "reset by peer",
+    },
+    "huge_headers": {
+        "reach": "headers exceeded 102 KB",
+        "login": "failed",
+        "http.compression": "headers exceeded 102 KB",
+        "health.endpoints": "headers exceeded 102 KB",
+    },
+    "stack_trace": {
+        "reach": "answered 500",
+        "login": "answered 500",
+        "http.error_hygiene": "stack trace",
+        "health.endpoints": "500 x3",
+    },
+}
+
+
+# servers that share one child process (one interpreter start for three servers)
+GROUPS = {
+    "stalls": ("hang", "slow_headers"),
+    "floods": ("endless_chunked", "big_body", "gzip_bomb"),
+    "broken": ("invalid_http", "reset", "huge_headers", "slow_body"),
+    "answers": ("redirect_loop", "offhost_redirect", "stack_trace"),
+}
+assert sorted(m for g in GROUPS.values() for m in g) == sorted(HOSTILE_MODES)
+STALLS = ("hang", "slow_headers", "slow_body")  # every request costs its whole budget
+
+
+def _runs(mode: str, url: str, tmp: Path) -> list[dict[str, Any]]:
+    """Three readyctl runs against one hostile server."""
+    tmp.mkdir()
+    # a server that stalls costs each request its whole budget: keep it short there (slow_body
+    # must still get its headers in time); the others answer at once, and a short budget would
+    # only make a busy machine flaky
+    wait = {"hang": 0.5, "slow_headers": 0.5, "slow_body": 1.0}.get(mode, 3.0)
+    return [
+        # the probe on a hostile path
+        {
+            "name": f"{mode}/reach",
+            "config": _write_config(
+                tmp / "reach.yaml", url, reach="/hostile/health", timeout_s=wait
+            ),
+            "only": ["http.reachable"],
+        },
+        # the login on a hostile path (the probe's /health is sane)
+        {
+            "name": f"{mode}/login",
+            "config": _write_config(
+                tmp / "login.yaml", url, login="/hostile/login", timeout_s=wait
+            ),
+            "only": ["auth.session"],
+            **({"deadline": "2s"} if mode in STALLS else {}),
+        },
+        # the rest on hostile paths, with a sane probe and login
+        {
+            "name": f"{mode}/checks",
+            "config": _write_config(tmp / "checks.yaml", url, timeout_s=wait),
+            "only": BODY_CHECKS,
+        },
+    ]
+
+
+def _assert_mode(mode: str, answer: dict[str, Any]) -> None:
+    """What every check reported about one hostile server."""
+    says = SAYS[mode]
+    reach = _by_check(answer["runs"][f"{mode}/reach"])["http.reachable"]
+    assert [r["status"] for r in reach] != ["pass"], reach
+    assert re.search(says["reach"], _summaries(reach)), (mode, reach)
+    login = _by_check(answer["runs"][f"{mode}/login"])
+    assert [r["status"] for r in login["http.reachable"]] == ["pass"]  # the sane /health
+    assert {r["status"] for r in login["auth.session"]} <= {"fail", "error"}, login
+    assert re.search(says["login"], _summaries(login["auth.session"])), (mode, login)
+    checks = _by_check(answer["runs"][f"{mode}/checks"])
+    assert [r["status"] for r in checks["http.reachable"]] == ["pass"]
+    assert [r["status"] for r in checks["auth.session"]] == ["pass"]
+    for cid in BODY_CHECKS:
+        results = checks[cid]
+        got = {r["status"] for r in results}
+        if cid not in HEADER_ONLY:
+            assert "pass" not in got and got & {"fail", "error", "warn"}, (mode, cid, results)
+        assert "blocked" not in got, (mode, cid, results)  # the probe and the login are sane
+        if cid in says:
+            assert re.search(says[cid], _summaries(results)), (mode, cid, results)
+        if mode in (*STALLS, "invalid_http", "reset", "huge_headers"):
+            assert got == {"error"}, (mode, cid, results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_http_check_against_misbehaving_servers(group: str, tmp_path: Path) -> None:
+    modes = GROUPS[group]
+    with contextlib.ExitStack() as stack:
+        elsewhere = stack.enter_context(hostile_server("ok", host="127.0.0.2"))
+        runs = []
+        for mode in modes:
+            s = stack.enter_context(hostile_server(mode, offhost=f"{elsewhere.url}/stolen"))
+            runs += _runs(mode, s.url, tmp_path / mode)
+        answer = _child(tmp_path, runs)
+    _sane_results(answer)
+    for mode in modes:
+        _assert_mode(mode, answer)
+    # nothing follows a redirect to another host (it would carry the session there)
+    assert elsewhere.seen == []
+    print(f"{group} ({', '.join(modes)}): peak RSS {answer['peak_rss_mb']} MB")
+
+
+@pytest.mark.slow
+def test_expired_certificate_is_reported_as_expired_whatever_the_chain_says(
+    tmp_path: Path,
+) -> None:
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    with hostile_server("ok", tls_dir=tmp_path / "tls", not_after=past) as s:
+        assert s.ca_bundle
+        runs = [
+            {  # trusted CA: the chain fails only because the leaf expired
+                "name": "trusted",
+                "config": _write_config(
+                    tmp_path / "a.yaml", s.url, ca_bundle=s.ca_bundle, tls=True
+                ),
+                "only": ["tls.certificate", "tls.expiry"],
+            },
+            {  # unknown CA: OpenSSL names the issuer first, the leaf is expired all the same
+                "name": "untrusted",
+                "config": _write_config(tmp_path / "b.yaml", s.url, tls=True),
+                "only": ["tls.certificate", "tls.expiry"],
+            },
+        ]
+        answer = _child(tmp_path, runs)
+    _sane_results(answer)
+    for name, run in answer["runs"].items():
+        by = {(r["id"], r["subject"]): r for r in run["results"]}
+        reach = by[("http.reachable", s.url)]
+        assert reach["status"] == "fail" and "TLS handshake failed" in reach["summary"], name
+        chain = by[("tls.certificate", "chain")]
+        assert chain["status"] == "fail" and "expired" in chain["summary"], (name, chain)
+        expiry = by[("tls.expiry", "leaf certificate")]
+        assert expiry["status"] == "fail", (name, expiry)
+        assert "expired 3 days ago" in expiry["summary"], (name, expiry)
+    untrusted = {(r["id"], r["subject"]): r for r in answer["runs"]["untrusted"]["results"]}
+    chain = untrusted[("tls.certificate", "chain")]
+    assert "unable to get local issuer certificate" in chain["summary"]
+    assert "the leaf certificate expired 3 days ago" in chain["summary"]
+    print(f"expired certificate: peak RSS {answer['peak_rss_mb']} MB")
+
+
+def test_smoke_steps_are_bounded_and_never_pass_on_a_hostile_body() -> None:
+    from readyctl.redact import Redactor
+    from readyctl.scenarios import Runner, parse_suite
+
+    def step(name: str, **kw: Any) -> dict[str, Any]:
+        return {"name": name, "path": "/x", "expect": {"status": 200}, "timeout_s": 2, **kw}
+
+    got: dict[str, Any] = {}
+    for mode, extra in (
+        ("gzip_bomb", {}),
+        ("endless_chunked", {}),
+        ("slow_body", {}),
+        ("redirect_loop", {"follow_redirects": True}),
+    ):
+        with hostile_server(mode) as s:
+            _, client = _client(s.url, timeout_s=30)
+            suite = parse_suite({"scenarios": [{"name": mode, "steps": [step(mode, **extra)]}]})
+            (got[mode],) = Runner(client, redactor=Redactor(), env={}).run_suite(suite)
+    for mode, out in got.items():
+        assert out.status.value == "fail", (mode, out.summary)
+    assert "body exceeded 1 MB after gzip decoding: stopped reading" in got["gzip_bomb"].summary
+    assert "body exceeded 1 MB: stopped reading" in got["endless_chunked"].summary
+    assert "did not answer within 2.0 s" in got["slow_body"].summary
+    assert "redirects in a loop" in got["redirect_loop"].summary
+
+
+def test_every_http_client_of_checks_and_drivers_comes_from_the_context() -> None:
+    """Context.http() is the one place a client is built, so every read is bounded."""
+    import re as _re
+
+    raw = _re.compile(
+        r"httpx\.(?:Client|AsyncClient|get|post|put|patch|delete|request|stream)\("
+        r"|urlopen\(|\bhttp\.client\b|\brequests\.(?:get|post|request|Session)\b"
+    )
+    offenders = []
+    for root in (REPO / "checks", REPO / "readyctl"):
+        for path in root.rglob("*.py"):
+            rel = path.relative_to(REPO).as_posix()
+            if rel.startswith("readyctl/demo/"):  # the demo is a target, not readyctl
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if raw.search(line) and rel != "readyctl/context.py":
+                    offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert not offenders, offenders
+    ctx = make_context(environment=Environment(base_url="http://127.0.0.1:9"))
+    client = ctx.http()
+    assert isinstance(client._transport, BoundedTransport)
+    assert all(isinstance(t, BoundedTransport) for t in client._mounts.values() if t)

@@ -155,6 +155,7 @@ def test_help_documents_exit_codes(readyctl) -> None:  # type: ignore[no-untyped
     r = readyctl("check", "--help")
     text = " ".join(r.out.split())
     assert "130 interrupted" in text and "3 inconclusive" in text
+    assert "4 internal error" in text
     r = readyctl("--version")
     assert r.code == 0 and r.out.startswith("readyctl ")
 
@@ -242,3 +243,28 @@ def test_ctrl_c_cleans_up_writes_partial_report_and_exits_130(tmp_path: Path) ->
     got = {r["id"]: r["status"] for r in data["results"]}
     assert got["sleepy_plugin.ops.quick"] == "pass"
     assert got["sleepy_plugin.ops.sleepy"] == "skip"
+
+
+def test_internal_error_is_exit_4_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug in readyctl is not a verdict: exit 4 (not 3, inconclusive), one line, no trace."""
+    import readyctl.cli as cli
+    from readyctl.scoring import EXIT_INCONCLUSIVE, EXIT_INTERNAL
+
+    def broken(**kw: object) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(cli, "app", broken)
+    monkeypatch.delenv("READYCTL_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == EXIT_INTERNAL == 4 != EXIT_INCONCLUSIVE
+    err = capsys.readouterr().err
+    assert err == (
+        "internal error: RuntimeError: boom (set READYCTL_DEBUG=1 for the traceback); "
+        "please report it\n"
+    )
+    monkeypatch.setenv("READYCTL_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli.main()

@@ -130,3 +130,14 @@ def test_gate_precedence() -> None:
         expired_waivers=["waiver for c.x expired 2026-01-01"],
     )
     assert expired.exit_code == 1 and expired.reasons[0].code == "expired_waiver"
+
+
+def test_a_measurement_that_is_not_a_number_is_an_error_never_a_pass() -> None:
+    from readyctl.result import Curve, Status
+
+    curve = Curve(good=300, poor=2000)
+    for value in (float("nan"), float("inf"), float("-inf")):
+        r = Result.measure("c.x", "p95", value, curve=curve, summary="p95", fail_at=2000)
+        assert r.status is Status.ERROR and r.value == 0.0, value
+    ok = Result.measure("c.x", "p95", 250.0, curve=curve, summary="p95", fail_at=2000)
+    assert ok.status is Status.PASS
