@@ -641,11 +641,11 @@ def _format_validation(err: ValidationError, lines: _LineMap, path: Path) -> str
     elif loc and loc[-1] == "[key]":  # pydantic's label for a mapping's key
         loc = loc[:-1]
         key, line = _key(loc), lines.line(loc)
-        msg = f"the key {_show(first.get('input'))} is not valid here: {first['msg']}"[:300]
+        msg = clip(f"the key {_show(first.get('input'))} is not valid here: {first['msg']}", 300)
         if kind == "string_type":
             msg += "; quote it to make it text"
     else:
-        msg = str(first["msg"])[:300]
+        msg = clip(first["msg"], 300)  # a validator's message may echo the value
         if "input" in first and kind not in ("missing",):
             shown = _short_repr(first["input"])
             if shown is not None:
@@ -889,7 +889,7 @@ def load_config(
     path = Path(path)
     problem = path_problem(path)
     if problem is not None:
-        raise ConfigError(f"{str(path)[:200]}: config file: {problem}")
+        raise ConfigError(f"{clip(path, 200)}: config file: {problem}")
     if not path.is_file():
         raise ConfigError(
             f"{path}: config file not found; pass --config FILE or create {DEFAULT_CONFIG_NAME}"
@@ -980,7 +980,7 @@ def _load_waivers_file(
             what = (
                 f"unknown key {_show(first['loc'][-1])}"
                 if first["type"] == "extra_forbidden"
-                else str(first["msg"])[:300]
+                else clip(first["msg"], 300)
             )
             raise ConfigError(f"{path}:{lines.line(loc)}: {_key(loc)}: {what}") from None
     return out

@@ -326,7 +326,7 @@ class Context:
         if resp.status_code >= 400:
             raise AuthError(f"login at {cfg.path} answered {resp.status_code}")
         if resp.is_redirect:
-            where = resp.headers.get("location", "")[:120]
+            where = self.redactor.clip(resp.headers.get("location", ""), 120)
             raise AuthError(
                 f"login at {cfg.path} answered {resp.status_code} to {where}, not a token"
             )

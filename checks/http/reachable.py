@@ -20,6 +20,7 @@ from readyctl.check import (
 )
 from readyctl.context import Context
 from readyctl.httpread import DEADLINE, MAX_BODY_BYTES, BodyDeadline, read_body
+from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
 MAX_HOPS = 5
@@ -117,7 +118,7 @@ class HttpReachable(Check):
                 if "SSL" in detail or "certificate" in detail
                 else ("connection failed")
             )
-            yield self.failed(base, f"{label}: {kind} ({detail[:160]})")
+            yield self.failed(base, f"{label}: {kind} ({ctx.redactor.clip(detail, 160)})")
             return
         except httpx.TimeoutException as e:
             took = time.perf_counter() - t0
@@ -134,10 +135,12 @@ class HttpReachable(Check):
             )
             return
         except httpx.RemoteProtocolError as e:
-            yield self.failed(base, f"{label}: not a valid HTTP answer ({str(e)[:160]})")
+            yield self.failed(
+                base, f"{label}: not a valid HTTP answer ({ctx.redactor.clip(e, 160)})"
+            )
             return
         except httpx.HTTPError as e:
-            yield self.failed(base, f"{label}: {type(e).__name__}: {str(e)[:160]}")
+            yield self.failed(base, f"{label}: {type(e).__name__}: {ctx.redactor.clip(e, 160)}")
             return
         ms = round((time.perf_counter() - t0) * 1000, 1)
         evidence = {"status": status, "wire_bytes": body.wire_bytes}
@@ -165,5 +168,5 @@ class HttpReachable(Check):
 
 
 def _short(url: str) -> str:
-    """A URL for a summary: at most 100 characters."""
-    return url if len(url) <= 100 else url[:99] + "…"
+    """A URL for a summary: redacted, then at most 100 characters."""
+    return clip(url, 100, marker="…")
