@@ -5,7 +5,9 @@ Prints the median time over K runs to redact 1 MB of mixed values (goal: under 1
 list of values (`Redactor.value`) and as one text (`Redactor.text`), then the time for each
 adversarial 120 KB value (the issue's env value took 28 s before the rewrite) and for a
 100 KB waiver reason (21 s before), and for classifying the 120 KB values
-(`secretnames.is_secret`). Secret-shaped values are built at runtime, never committed.
+(`secretnames.is_secret`), then the time to parse hostile env files (`readyctl.dotenv.parse`:
+120 KB of spaces in a value, an unclosed 120 KB quote, 1 MB of `${`). Secret-shaped values are
+built at runtime, never committed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from readyctl import dotenv
 from readyctl.redact import Redactor, shape_of
 from readyctl.secretnames import is_secret
 
@@ -79,6 +82,15 @@ def adversarial(n: int = 120 * KB) -> dict[str, str]:
     }
 
 
+def hostile_env_files(n: int = 120 * KB) -> dict[str, str]:
+    """Env files that make python-dotenv's parser backtrack or rescan (issue 11)."""
+    return {
+        "120 KB of spaces in a value": "A=Bearer " + " " * n + "x\n",
+        "120 KB without a closing quote": 'A="' + "x" * n,
+        "1 MB of ${ fragments": "A=" + "${" * (MB // 2) + "\n",
+    }
+
+
 def _time(
     fn: Callable[[], Any], repeat: int, clock: Callable[[], float] = time.perf_counter
 ) -> float:
@@ -123,6 +135,10 @@ def main() -> None:
     letters = "w" * (100 * KB)
     t_letters = _time(lambda: redactor.text(letters), args.repeat)
     print(f"100 KB waiver reason (one word):  {t_letters * 1000:8.1f} ms")
+    print("hostile env files: readyctl.dotenv.parse (python-dotenv: ~1 s at 8 KB of spaces)")
+    for label, text in hostile_env_files().items():
+        t_env = _time(lambda t=text: dotenv.parse(t, environ={}), args.repeat)
+        print(f"  {label:32} {t_env * 1000:8.1f} ms")
 
 
 if __name__ == "__main__":

@@ -42,10 +42,12 @@ class EnvSource:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a dotenv file with pydantic-settings' parser (python-dotenv)."""
-    from dotenv import dotenv_values
+    """Parse a dotenv file as pydantic-settings' parser (python-dotenv) does, in linear time
+    (python-dotenv's regexes backtrack on hostile files: issue 11). A key without a value
+    reads as ""."""
+    from readyctl import dotenv
 
-    return {k: ("" if v is None else v) for k, v in dotenv_values(path).items()}
+    return dotenv.read(path)
 
 
 class AuthError(Exception):

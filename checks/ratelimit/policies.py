@@ -107,6 +107,17 @@ def prior_usage(headers: httpx.Headers, limit: int) -> int:
     return max(0, min(limit - 1, limit - 1 - remaining))
 
 
+def _new_window(headers: httpx.Headers, limit: int) -> bool:
+    """The limiter advertises this limit with most of it remaining: a window just began."""
+    advertised = _header_int(headers, "RateLimit-Limit", "X-RateLimit-Limit")
+    remaining = _header_int(headers, "RateLimit-Remaining", "X-RateLimit-Remaining")
+    if advertised is None:
+        advertised = _header_int(headers, "RateLimit", key="limit")
+    if remaining is None:
+        remaining = _header_int(headers, "RateLimit", key="remaining")
+    return advertised == limit and remaining is not None and remaining >= limit // 2
+
+
 def counts(status: int, accept: frozenset[int] | None) -> bool:
     """Whether an answer is a normal one the limiter counts (not 429, not a 5xx)."""
     if status == 429:
@@ -242,6 +253,7 @@ class RateLimitPolicies(Check):
         variables: dict[str, Any] = {"run": run_id, "n": 0}
         try:
             variables["prepared"] = run_prepare(ctx, client, spec, variables, self._budget)
+            started = time.monotonic()
             first = self._first(ctx, spec, client, variables)
             if first.status == 429:
                 wait = _header_int(first.headers, "Retry-After")
@@ -254,6 +266,7 @@ class RateLimitPolicies(Check):
                         evidence=header_evidence(first.headers, LIMIT_HEADERS),
                     )
                 time.sleep(wait + 0.5)
+                started = time.monotonic()
                 first = self._first(ctx, spec, client, variables)
         except TargetError as e:
             return self.errored(subject, e.reason, f"{subject}: {e.detail}")
@@ -339,6 +352,25 @@ class RateLimitPolicies(Check):
                     ErrorReason.INCONCLUSIVE,
                     f"no request was answered 2xx ({last.status} at request {limit + 1}); if "
                     "that is the endpoint's normal answer, list it under accept_statuses",
+                    evidence=evidence,
+                )
+            elapsed = time.monotonic() - started
+            evidence["probe_s"] = round(elapsed, 1)
+            fresh = prior_usage(last.headers, limit)
+            if last.status != 429 and (elapsed >= window or _new_window(last.headers, limit)):
+                # a limiter whose window ended during the probe rightly lets request
+                # limit + 1 through: that is no evidence of a missing limit
+                why = (
+                    f"the probe took {elapsed:.0f} s, longer than the {human_window(window)} window"
+                    if elapsed >= window
+                    else f"the limiter's headers show a new window ({fresh} used)"
+                )
+                return self.errored(
+                    subject,
+                    ErrorReason.INCONCLUSIVE,
+                    f"{subject} answered {last.status} to request {limit + 1}, but {why}, so "
+                    "the limit could not be reached within one window; raise `concurrency` or "
+                    "probe a faster route",
                     evidence=evidence,
                 )
             if last.status != 429:

@@ -145,3 +145,50 @@ def test_render_and_windows() -> None:
     assert seconds("1m") == 60 and seconds("1h") == 3600 and seconds(90) == 90
     with pytest.raises(ValueError):
         render("{prepared.missing}", v)
+
+
+def windowed_app(limit: int, window_s: float) -> FastAPI:
+    """A real fixed-window limiter: `limit` per `window_s`, counting from the window's start."""
+    import time as _time
+
+    app = FastAPI()
+    state: dict[str, float] = {"start": _time.monotonic(), "n": 0}
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/hit")
+    async def hit() -> JSONResponse:
+        now = _time.monotonic()
+        if now - state["start"] >= window_s:
+            state["start"], state["n"] = now, 0
+        state["n"] += 1
+        if state["n"] > limit:
+            return JSONResponse({"error": "slow down"}, 429, headers={"Retry-After": "1"})
+        left = str(limit - int(state["n"]))
+        return JSONResponse({"ok": True}, headers={"RateLimit-Limit": str(limit),
+                                                   "RateLimit-Remaining": left})  # fmt: skip
+
+    return app
+
+
+def test_a_window_that_ends_during_the_probe_is_inconclusive_not_a_fail() -> None:
+    """Under load the probe can outlast the window: request limit+1 then rightly passes.
+
+    A 1 s window that the limiter resets mid-probe (the requests are slowed by a prepare
+    step here) must not read as "no rate limit"."""
+    app = windowed_app(6, 1.0)
+
+    @app.middleware("http")
+    async def slow(request, call_next):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        if request.url.path == "/hit":
+            await asyncio.sleep(0.3)
+        return await call_next(request)
+
+    got = run_against(app, policy_config(6, window="1s"))
+    r = got["POST /hit"]
+    assert r.status.value == "error" and r.error_reason.value == "inconclusive", r.summary
+    assert "window" in r.summary

@@ -141,8 +141,10 @@ def test_plugin_package_installed_into_a_venv_runs(tmp_path: Path) -> None:
         text=True,
         env={**env, "ONCALL_ROTATION": "sre-primary"},
     )
-    assert green.returncode == 0, green.stdout + green.stderr
+    # the plugin's check held, but a narrowed run leaves the checklist unverified: exit 3
+    assert green.returncode == 3, green.stdout + green.stderr
     data = json.loads((outside / "r2" / "readiness.json").read_text())
+    assert data["verdict"] == "inconclusive" and data["score"] == 100
     assert [(r["id"], r["status"]) for r in data["results"]] == [
         ("acme_readiness.ops.oncall", "pass")
     ]
