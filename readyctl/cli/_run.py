@@ -276,6 +276,11 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
     if update:
         env = env.model_copy(update=update)
         redactor.add(env.database_url)
+    if env.env_file and env.env_source in ("file", "both"):
+        # an env file readyctl cannot read (too big, not UTF-8) is bad input: exit 2, up front
+        from readyctl.dotenv import read as read_dotenv
+
+        read_dotenv(loaded.resolve_path(env.env_file))
 
     try:
         formats = parse_formats(opts.formats or cfg.report.formats)
