@@ -435,8 +435,10 @@ def _child(tmp: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
     spec.write_text(json.dumps({"runs": runs, "rlimit_as": 1 << 30}))
     env = {**os.environ, **CREDS, "MALLOC_ARENA_MAX": "2", "NO_COLOR": "1"}
     env.pop("READYCTL_DEBUG", None)
+    # forked from a small launcher: a child of the pytest worker would report the worker's RSS
+    launcher = str(REPO / "tests" / "launch_small.py")
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.checks.hostile_child", str(spec)],
+        [sys.executable, launcher, sys.executable, "-m", "tests.checks.hostile_child", str(spec)],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -31,7 +31,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -622,10 +621,6 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-
-
 @dataclass
 class Finished:
     code: int
@@ -635,39 +630,46 @@ class Finished:
     timed_out: bool
 
 
+LAUNCHER = Path(__file__).resolve().parents[1] / "launch_small.py"
+
+
 def run_limited(args: list[str], cwd: Path, timeout: float) -> Finished:
-    """Run a child with RLIMIT_AS; its own peak RSS comes from wait4, a hang is killed."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            args,
+    """Run a child with RLIMIT_AS; its own peak RSS, a hang killed.
+
+    The child is forked from a small launcher (tests/launch_small.py): a child forked from the
+    pytest worker would report the worker's RSS as its own peak.
+    """
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        result = Path(tmp) / "result.json"
+        env = {
+            **_child_env(),
+            "LAUNCH_RLIMIT_AS": str(MEMORY_LIMIT),
+            "LAUNCH_TIMEOUT_S": str(timeout),
+            "LAUNCH_RESULT": str(result),
+        }
+        proc = subprocess.run(
+            [sys.executable, str(LAUNCHER), *args],
             cwd=cwd,
-            env=_child_env(),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            preexec_fn=_limit_memory,  # only setrlimit between fork and exec
+            timeout=timeout + 60,  # the launcher enforces `timeout`; this guards the launcher
+            check=False,
         )
-        fired = threading.Event()
-
-        def kill() -> None:
-            fired.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        got = json.loads(result.read_text()) if result.exists() else {}
         out.seek(0)
         err.seek(0)
         return Finished(
-            proc.returncode,
+            int(got.get("code", proc.returncode)),
             out.read().decode("utf-8", "replace"),
             err.read().decode("utf-8", "replace"),
-            usage.ru_maxrss * 1024,
-            fired.is_set(),
+            int(got.get("max_rss", 0)),
+            bool(got.get("timed_out", False)),
         )
 
 
