@@ -204,6 +204,41 @@ def validate_check_settings(loaded: Any, cfg: Any, catalog: Any) -> None:
             raise loaded.error(("checks", cid, *loc), message)
 
 
+def plan_coverage(
+    items: Sequence[Any], cfg: Any, catalog: Any, selected: Sequence[Any], env_name: str
+) -> list[Any]:
+    """The checklist as the plan foresees it: an item whose checks would all be skipped
+    cannot be verified by this run (its missing settings named), before anything is contacted.
+
+    Checks that would run count as verifiable: whether they produce a scored result is only
+    known after the run.
+    """
+    import datetime as dt
+
+    from readyctl import coverage
+    from readyctl.result import Result
+
+    foreseen = [
+        Result.passed(i.meta.id, "*", "would run")
+        if i.action == "run"
+        else Result.skipped(i.meta.id, "*", i.reason or "would be skipped")
+        for i in items
+    ]
+    return coverage.compute(
+        foreseen,
+        {c.meta.id: c.meta for c in catalog},
+        selected=[c.meta.id for c in selected],
+        waived=set(),
+        declared=[
+            coverage.Declared(d.item, d.reason, d.owner, d.expires) for d in cfg.not_applicable
+        ],
+        require=cfg.gate.require_severity,
+        env_name=env_name,
+        today=dt.datetime.now(dt.UTC).date(),
+        scope_to_selection=False,
+    )
+
+
 def execute(opts: RunOptions) -> int:
     """Run checks as configured; returns the exit code."""
     return execute_report(opts)[0]
@@ -211,7 +246,7 @@ def execute(opts: RunOptions) -> int:
 
 def execute_report(opts: RunOptions) -> tuple[int, Any]:
     """Run checks as configured; returns the exit code and the Report (None if nothing ran)."""
-    from readyctl.cli._ui import Progress, make_console, print_plan
+    from readyctl.cli._ui import Progress, make_console, print_plan, print_plan_coverage
     from readyctl.config import load_config
     from readyctl.context import Context
     from readyctl.redact import global_redactor
@@ -343,7 +378,9 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
     )
     if opts.plan:
         ctx = Context(environment=env, **ctx_kwargs)
-        print_plan(console, plan(ctx, selected, catalog.checks), env_name, env)
+        items = plan(ctx, selected, catalog.checks)
+        print_plan(console, items, env_name, env)
+        print_plan_coverage(console, plan_coverage(items, cfg, catalog, selected, env_name))
         return 0, None
 
     from readyctl import _interrupt, _proc

@@ -97,3 +97,21 @@ def print_plan(ui: UI, items: Sequence[Any], env_name: str, env: Any) -> None:
     runs = sum(1 for i in items if i.action == "run")
     managed = " (the managed demo would be started)" if env.managed else ""
     ui.out.print(f"{runs} of {len(items)} checks would run{managed}; nothing was contacted.")
+
+
+def print_plan_coverage(ui: UI, items: Sequence[Any]) -> None:
+    """Which required checklist items this configuration cannot verify, and what each needs."""
+    blocked = [it for it in items if it.blocks_gate]
+    if not blocked:
+        ui.out.print("Every required checklist item has a check that would run.")
+        return
+    from readyctl.coverage import item_label
+
+    ui.out.print(
+        f"At least {len(blocked)} required checklist item(s) cannot be verified with this "
+        "configuration (the verdict would be INCONCLUSIVE; checks that run may still skip):",
+        style="yellow",
+    )
+    for it in blocked:
+        needs = "; ".join(dict.fromkeys(m["setting"] or m["reason"] for m in it.missing))
+        ui.out.print(f"  - {it.priority.value} item {item_label(it.item)}: needs {needs}")

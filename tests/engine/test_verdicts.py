@@ -266,3 +266,23 @@ def test_load_with_a_failed_threshold_exits_1(tmp_path: Path, readyctl) -> None:
     assert failed, [(x["subject"], x["status"], x["summary"]) for x in data["results"]]
     assert any(x["subject"].endswith("p95_ms") for x in failed)
     assert r.code == 1, r.out + r.err
+
+
+def test_plan_foresees_unverifiable_checklist_items(tmp_path: Path, readyctl) -> None:  # type: ignore[no-untyped-def]
+    """`check --plan` contacts nothing, yet names the required items this config cannot
+    verify and the setting each needs."""
+    _env_only(tmp_path)
+    r = readyctl("check", "--plan")
+    assert r.code == 0, r.err
+    text = " ".join(r.out.split())
+    assert "required checklist item(s) cannot be verified" in text
+    assert (
+        "critical item 4. Database connection pool: needs environments.production.database_url"
+        in text
+    )
+    assert "high item 6. Load testing: needs environments.production.base_url" in text
+    assert "1. Environment variable validation" not in text  # its checks would run
+    # declared not applicable: no longer foreseen as unverified
+    _env_only(tmp_path, "not_applicable:\n  - {item: '4', reason: no database here, owner: me}\n")
+    r = readyctl("check", "--plan")
+    assert "4. Database connection pool" not in " ".join(r.out.split())
