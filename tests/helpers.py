@@ -83,3 +83,21 @@ def fixed_clock(when: str) -> Clock:
     """A clock frozen at an ISO timestamp."""
     t = dt.datetime.fromisoformat(when)
     return lambda: t
+
+
+def snapshot(url: str) -> tuple[str, dict[str, str], list[str], list[str]]:
+    """Schema digest, every row hash, the alembic revision and the server's databases."""
+    import psycopg
+
+    from readyctl import fingerprint as fpm
+    from readyctl import scratch
+
+    with psycopg.connect(scratch.libpq_url(url)) as conn:
+        f = fpm.take(conn, sample_rows=None)
+        try:
+            rev = sorted(r[0] for r in conn.execute("SELECT version_num FROM alembic_version"))
+        except psycopg.errors.UndefinedTable:
+            rev = []
+        conn.rollback()
+        dbs = sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database"))
+    return f.schema_digest(), f.rows, rev, dbs

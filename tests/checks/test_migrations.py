@@ -13,31 +13,17 @@ from typing import Any
 import psycopg
 import pytest
 
-from readyctl import fingerprint as fpm
 from readyctl import scratch
 from readyctl.config import Config, Environment
 from readyctl.demo.migrate import upgrade_for_start, write_alembic_ini
 from readyctl.demo.pg import _pid_alive
 from tests.conftest import demo_context
-from tests.helpers import make_context, results_of, run_checks, statuses
+from tests.helpers import make_context, results_of, run_checks, snapshot, statuses
 
 DEMO_ENV_PY = Path(__file__).resolve().parents[2] / "readyctl" / "demo" / "migrations" / "env.py"
 
 
 # -- proof helpers ---------------------------------------------------------------------------------
-def snapshot(url: str) -> tuple[str, dict[str, str], list[str], list[str]]:
-    """Schema digest, every row hash, the alembic revision and the server's databases."""
-    with psycopg.connect(scratch.libpq_url(url)) as conn:
-        f = fpm.take(conn, sample_rows=None)
-        try:
-            rev = sorted(r[0] for r in conn.execute("SELECT version_num FROM alembic_version"))
-        except psycopg.errors.UndefinedTable:
-            rev = []
-        conn.rollback()
-        dbs = sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database"))
-    return f.schema_digest(), f.rows, rev, dbs
-
-
 @pytest.fixture
 def scratch_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     """Record every scratch server started during the test; assert each is gone afterwards."""
