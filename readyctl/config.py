@@ -700,29 +700,11 @@ _ConfigLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 def _read_text(path: Path) -> str:
     """The file as text: bounded in size, UTF-8, or a one-line ConfigError."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise ConfigError(
-            f"{path}: cannot read the file ({e.strerror or e}); check the path and permissions"
-        ) from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            f"{path}:1: the file is larger than {MAX_CONFIG_BYTES // 2**20} MB; "
-            "a readyctl.yaml is a few KB: is this the right file?"
-        )
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ConfigError(f"{path}:1: the file is UTF-16 or UTF-32 text; save it as UTF-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        column = e.start - data.rfind(b"\n", 0, e.start)
-        raise ConfigError(
-            f"{path}:{line}: not valid UTF-8: byte 0x{data[e.start]:02x} at byte offset "
-            f"{e.start} (line {line}, column {column}); save the file as UTF-8"
-        ) from None
+    from readyctl._files import read_text
+
+    return read_text(
+        path, limit=MAX_CONFIG_BYTES, what="file", typical="a readyctl.yaml is a few KB"
+    )
 
 
 def _scan(text: str, path: Path) -> None:

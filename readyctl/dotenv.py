@@ -34,7 +34,7 @@ import os
 import stat
 from collections.abc import Iterator, Mapping
 
-from readyctl.errors import ConfigError
+from readyctl._files import read_text
 
 # an env file is a few KB; anything this big is the wrong file or an attack
 MAX_ENV_FILE_BYTES = 4 * 1024 * 1024
@@ -354,26 +354,9 @@ def read(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
         return {}
     if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
         return {}
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_ENV_FILE_BYTES + 1)
-    except OSError as e:
-        raise ConfigError(
-            f"{path}: cannot read the env file ({e.strerror or e}); check the path and permissions"
-        ) from None
-    if len(data) > MAX_ENV_FILE_BYTES:
-        raise ConfigError(
-            f"{path}:1: the env file is larger than {MAX_ENV_FILE_BYTES // 2**20} MB; "
-            "an env file is a few KB: is this the right file?"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise ConfigError(
-            f"{path}:{line}: the env file is not valid UTF-8 (byte 0x{data[e.start]:02x} at "
-            f"byte offset {e.start}); save it as UTF-8"
-        ) from None
+    text = read_text(
+        path, limit=MAX_ENV_FILE_BYTES, what="env file", typical="an env file is a few KB"
+    )
     # python-dotenv reads in text mode: universal newlines
     return parse(text.replace("\r\n", "\n").replace("\r", "\n"), environ)
 
