@@ -166,6 +166,13 @@ FAULT_CHECKS: dict[str, list[str]] = {
     "weak-jwt-secret": ["env.secret_strength"],
 }
 
+# Checks a fault may leave inconclusive (an `error` result, never a `fail`) as an honest side
+# effect: a 3 s AI reply makes a 100-per-minute limit unreachable within one window, and
+# ratelimit.policies then says it could not tell. Fault-matrix groups keep these apart too.
+FAULT_INCIDENTAL: dict[str, list[str]] = {
+    "slow-counsel": ["ratelimit.policies"],
+}
+
 FAULTS: dict[str, Fault] = {
     f.name: Fault(f.name, f.description, sorted(FAULT_CHECKS.get(f.name, []))) for f in _ALL
 }
