@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from readyctl.apimap import ApiConfig
 from readyctl.check import Severity
 from readyctl.errors import ConfigError
 from readyctl.redact import clip
@@ -118,7 +119,7 @@ class EnvConfig(_Model):
 
 
 class AuthConfig(_Model):
-    """How readyctl gets a session on the target."""
+    """How readyctl gets a session on the target (deprecated: use `api.login` / `api.token`)."""
 
     kind: Literal["login", "token"] = "login"
     method: str = "POST"
@@ -158,7 +159,12 @@ class Environment(_Model):
     managed: Literal["demo"] | None = None
     faults: list[str] = Field(default_factory=list)
     ca_bundle: str | None = None
-    auth: AuthConfig | None = None
+    api: ApiConfig | None = Field(
+        default=None, description="the target's API map: routes, login, refresh, lists, ..."
+    )
+    auth: AuthConfig | None = Field(
+        default=None, description="deprecated: use api.login / api.token (still read)"
+    )
     aws: AwsConfig | None = None
     instances: int = Field(default=1, ge=1)
 

@@ -54,6 +54,10 @@ class AuthError(Exception):
     """readyctl could not get a session on the target."""
 
 
+class LoginUnknown(AuthError):
+    """The API map has no login route or token: nothing to log in with (not a failure)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class AuthSession:
     """A session on the target: the header to send and the raw tokens (redacted everywhere)."""
@@ -82,12 +86,31 @@ def _dig(data: Any, path: str | None) -> Any:
     return data
 
 
+def login_body(cfg: Any, user: str, password: str) -> dict[str, str]:
+    """The login fields: username and password under the map's names, plus constant extras."""
+    form = (cfg.body or "json") == "form"
+    user_field = cfg.username_field or ("username" if form else "email")
+    return {**cfg.extra, user_field: user, cfg.password_field or "password": password}
+
+
+def token_paths(cfg: Any, data: Any) -> tuple[str | None, str | None]:
+    """Where the access and refresh tokens are: the map's paths, else found by key name."""
+    from readyctl.apimap import find_token_paths
+
+    found_access, found_refresh = find_token_paths(data)
+    access = cfg.access_token or found_access
+    refresh = cfg.refresh_token if cfg.refresh_token is not None else found_refresh
+    return access, None if refresh == "none" else refresh
+
+
 class RunState:
     """Shared, thread-safe state of one run: cleanups and lazily built resources."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.auth_lock = threading.Lock()
+        self.api_lock = threading.Lock()
+        self.api_map_lock = threading.Lock()
         self.cleanups: list[Callable[[], None]] = []
         self.cache: dict[str, Any] = {}
         self.cancelled = threading.Event()
@@ -151,7 +174,7 @@ class Context:
         from readyctl.check import check_class
 
         cid = check_id or self.check_id or ""
-        raw = dict(self.config.checks.get(cid, {}))
+        raw = {**self.managed_defaults().get(cid, {}), **self.config.checks.get(cid, {})}
         cls = check_class(cid)
         if cls is None or cls.Settings is None:
             return raw
@@ -164,6 +187,14 @@ class Context:
             key = ".".join(str(p) for p in ("checks", cid, *loc))
             raise ConfigError(f"{key}: {message}")
         return cls.Settings.model_validate(raw)
+
+    def managed_defaults(self) -> dict[str, dict[str, Any]]:
+        """Check settings the managed demo's default shape brings (readyctl.yaml wins)."""
+        if self.managed is None or getattr(self.managed, "shape", "default") != "default":
+            return {}
+        from readyctl.demo.profile import check_defaults
+
+        return check_defaults()
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -286,19 +317,141 @@ class Context:
                 self.state.cache["auth"] = session
             return session
 
+    # -- the API map ----------------------------------------------------------------------
+    def _cached(self, key: str, lock: threading.Lock, build: Callable[[], Any]) -> Any:
+        with lock:
+            with self.state.lock:
+                cached = self.state.cache.get(key)
+            if cached is None:
+                cached = build()
+                with self.state.lock:
+                    self.state.cache[key] = cached
+            return cached
+
+    def _map_builder(self) -> Any:
+        """Config layers, without network: `api:`, the deprecated `auth:`, demo defaults."""
+        from readyctl import apimap
+
+        env = self.environment
+        b = apimap.Builder(self.env_name)
+        b.add(env.api, apimap.CONFIG)
+        if env.auth is not None:
+            b.add(apimap.from_deprecated_auth(env.auth), apimap.DEPRECATED_AUTH)
+            b.notes.append(
+                f"environments.{self.env_name}.auth is deprecated: write it as api.login or "
+                "api.token (`readyctl config migrate` shows how)"
+            )
+        if self.managed is not None and getattr(self.managed, "shape", "default") == "default":
+            from readyctl.demo.profile import COUNSELING_MAP
+
+            b.add(COUNSELING_MAP, apimap.DEFAULT)
+        return b
+
+    def api_static(self) -> Any:
+        """The map from readyctl.yaml (and the managed demo's defaults): no network."""
+        return self._cached("api.static", self.state.api_lock, lambda: self._map_builder().build())
+
+    def _discovery_spec(self) -> str:
+        api = self.environment.api
+        return api.openapi if api is not None else "auto"
+
+    def api_public(self) -> Any:
+        """The map after anonymous discovery (OpenAPI, OAuth metadata): what a login needs."""
+
+        def build() -> Any:
+            b = self._map_builder()
+            try:
+                return discover(b)
+            except (DeadlineExceeded, AuthError):
+                raise
+            except Exception as e:  # discovery never takes a check down: the map stays as is
+                b.notes.append(f"discovery stopped: {type(e).__name__}")
+                return b
+
+        def discover(b: Any) -> Any:
+            from readyctl import apimap, discovery
+
+            spec = self._discovery_spec()
+            if spec == "off":
+                return b
+            if spec != "auto" and "://" not in spec and not spec.startswith("/"):
+                found = discovery.from_file(self, spec)  # a file in the repository
+                b.notes.extend(found.notes)
+                if found.at:
+                    b.openapi_at = found.at
+                    b.add(found.values, apimap.OPENAPI)
+                return b
+            if not self.environment.base_url:
+                return b
+            found = discovery.anonymous(self, spec)
+            b.notes.extend(found.notes)
+            if found.at:
+                b.openapi_at = found.at
+                b.add(found.values, apimap.OPENAPI)
+            elif found.hidden:
+                b.notes.append("an OpenAPI document answered 401/403 anonymously")
+            if "login" not in b.values and "token" not in b.values:
+                meta = discovery.oauth_metadata(self)
+                b.notes.extend(meta.notes)
+                if meta.at:
+                    b.add(meta.values, apimap.OAUTH_METADATA)
+            b.hidden = not found.at
+            return b
+
+        return self._cached("api.public", self.state.api_lock, build)
+
+    def api(self) -> Any:
+        """The resolved API map (config > discovery > demo defaults), once per run.
+
+        When the OpenAPI document is not public, the usual places are tried again with the
+        test session. Never raises on the target's answers; unknown keys stay unknown.
+        """
+
+        def build() -> Any:
+            from readyctl import apimap, discovery
+
+            b = self.api_public()
+            spec = self._discovery_spec()
+            if spec != "off" and b.hidden and b.openapi_at is None and self.environment.base_url:
+                try:
+                    session = self.auth()
+                except AuthError:
+                    session = None
+                if session is not None:
+                    try:
+                        found = discovery.with_session(
+                            self, spec, session.header, session.header_value
+                        )
+                    except DeadlineExceeded:
+                        raise
+                    except Exception as e:  # as in api_public: the map stays as is
+                        b.notes.append(f"discovery with the session stopped: {type(e).__name__}")
+                    else:
+                        b.notes.extend(found.notes)
+                        if found.at:
+                            b.openapi_at = found.at
+                            b.add(found.values, apimap.OPENAPI)
+            return b.build()
+
+        return self._cached("api", self.state.api_map_lock, build)
+
     def _login(self) -> AuthSession:
         import httpx
 
-        cfg = self.environment.auth
-        if cfg is None:
-            raise AuthError("no auth: configured for this environment")
-        if cfg.kind == "token":
-            var = cfg.token_var or "READYCTL_AUTH_TOKEN"
+        api = self.api_public().build()
+        if api.token is not None:
+            var = api.token.var
             token = self.environ.get(var)
             if not token:
                 raise AuthError(f"auth token variable {var} is not set")
             self.redactor.add(token)
-            return AuthSession(cfg.header, f"{cfg.scheme} {token}".strip(), token, None, None)
+            return AuthSession(api.header, f"{api.scheme} {token}".strip(), token, None, None)
+        cfg = api.login
+        if cfg is None or cfg.path is None:
+            raise LoginUnknown(
+                f"no login route: set environments.{self.env_name}.api.login (or api.token), "
+                "or publish an OpenAPI document or OAuth 2.0 server metadata"
+            )
         user = self.environ.get(cfg.username_var)
         password = self.environ.get(cfg.password_var)
         if not user or not password:
@@ -306,14 +459,14 @@ class Context:
                 f"auth credentials not set: export {cfg.username_var} and {cfg.password_var}"
             )
         self.redactor.add(password)
-        body = {cfg.username_field: user, cfg.password_field: password}
+        body = login_body(cfg, user, password)
         from readyctl.httpread import DEADLINE, BodyDeadline, BodyTooLarge
 
         client = self.http(timeout=15, max_body=LOGIN_MAX_BODY)
         # the whole exchange (headers trickled a byte at a time included) within 15 s
         wait = {"extensions": {DEADLINE: time.monotonic() + self.timeout(15)}}
         try:
-            if cfg.body_format == "json":
+            if (cfg.body or "json") == "json":
                 resp = client.request(cfg.method, cfg.path, json=body, **wait)
             else:
                 resp = client.request(cfg.method, cfg.path, data=body, **wait)
@@ -336,16 +489,18 @@ class Context:
             data = resp.json()
         except ValueError:
             raise AuthError(f"login at {cfg.path} did not answer JSON") from None
-        token = _dig(data, cfg.token_path)
+        access_path, refresh_path = token_paths(cfg, data)
+        token = _dig(data, access_path)
         if not isinstance(token, str) or not token:
-            raise AuthError(f"login response has no token at {cfg.token_path!r}")
-        refresh = _dig(data, cfg.refresh_token_path) if cfg.refresh_token_path else None
+            where = repr(access_path) if access_path else "any access_token/token key"
+            raise AuthError(f"login response has no token at {where}")
+        refresh = _dig(data, refresh_path) if refresh_path else None
         self.redactor.add(token)
         if isinstance(refresh, str):
             self.redactor.add(refresh)
         return AuthSession(
-            cfg.header,
-            f"{cfg.scheme} {token}".strip(),
+            api.header,
+            f"{api.scheme} {token}".strip(),
             token,
             refresh if isinstance(refresh, str) else None,
             user,

@@ -72,7 +72,9 @@ def requirement_met(priority: Severity, require: Severity | None) -> bool:
     return require is not None and priority.rank >= require.rank
 
 
-_SETTING = re.compile(r"\bchecks\.[a-z_]+\.[a-z_]+(?:\.[a-z_]+)?")
+_SETTING = re.compile(
+    r"\benvironments\.[A-Za-z0-9_-]+\.api\.[a-z_.]+[a-z]|\bchecks\.[a-z_]+\.[a-z_]+(?:\.[a-z_]+)?"
+)
 
 
 def _hint(reason: str, check_id: str, env_name: str) -> str:
@@ -81,7 +83,8 @@ def _hint(reason: str, check_id: str, env_name: str) -> str:
     env = f"environments.{env_name}"
     table = (
         ("no base_url", f"{env}.base_url"),
-        ("no auth:", f"{env}.auth"),
+        ("no login:", f"{env}.api.login"),
+        ("no login route", f"{env}.api.login"),
         ("no database_url", f"{env}.database_url"),
         ("no aws:", f"{env}.aws"),
         ("refused on production", f"{env}.allow: [{check_id}]"),

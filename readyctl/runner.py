@@ -14,8 +14,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from readyctl import _interrupt, _proc
+from readyctl.apimap import RouteUnknown
 from readyctl.check import Capability, Check, CheckMeta, Safety
 from readyctl.context import Context
 from readyctl.errors import ConfigError, DeadlineExceeded, ReadyctlError
@@ -82,7 +84,12 @@ def capability_status(cap: Capability, ctx: Context) -> tuple[bool, str]:
     if cap is Capability.AUTH:
         if not env.base_url:
             return False, "no base_url configured for this environment"
-        return (env.auth is not None, "no auth: configured for this environment")
+        api = ctx.api_static()
+        discoverable = (env.api.openapi if env.api else "auto") != "off"
+        return (
+            api.login is not None or api.token is not None or discoverable,
+            f"no login: set environments.{ctx.env_name}.api.login or api.token (discovery is off)",
+        )
     if cap is Capability.DB:
         return (bool(env.database_url), "no database_url configured for this environment")
     if cap is Capability.AWS:
@@ -197,6 +204,7 @@ class RunOutcome:
     interrupted: bool
     cleanup_problems: list[str]
     metas: dict[str, CheckMeta]
+    api_map: dict[str, Any] | None = None  # the resolved API map with each value's source
 
 
 Progress = Callable[[str, str, Sequence[Result] | None], None]
@@ -235,6 +243,8 @@ def _execute_inner(check: type[Check], ctx: Context) -> list[Result]:
     try:
         with using_redactor(ctx.redactor):  # what `readyctl.redact.clip` redacts with
             results = list(check().run(ctx) or [])
+    except RouteUnknown as e:
+        return [Result.skipped(meta.id, "*", e.message)]
     except ReadyctlError as e:
         return [Result.errored(meta.id, "*", _classify(e), str(e))]
     except Exception as e:
@@ -322,6 +332,7 @@ def run(
     for item in items:
         if item.action == "skip":
             record(item.meta.id, [Result.skipped(item.meta.id, "*", item.reason or "skipped")])
+    api_map = _resolve_api(ctx, items)
 
     pending = [i for i in items if i.action == "run"]
     parallel = [i for i in pending if not i.meta.exclusive]
@@ -341,6 +352,14 @@ def run(
             cause = _root_cause(dep, done[dep])
             if cause:
                 return cause
+        return None
+
+    def skipped_probe(item: PlanItem) -> str | None:
+        """A probe this check needs was skipped (nothing to probe): the check skips too."""
+        for dep in item.depends_on:
+            rs = done.get(dep) or []
+            if rs and all(r.status is Status.SKIP for r in rs):
+                return rs[0].reason or rs[0].summary
         return None
 
     def start(item: PlanItem) -> None:
@@ -423,6 +442,8 @@ def run(
                     progressed = True
                     if isinstance(state, str):
                         record(item.meta.id, [Result.blocked_by(item.meta.id, "*", state)])
+                    elif (why := skipped_probe(item)) is not None:
+                        record(item.meta.id, [Result.skipped(item.meta.id, "*", why)])
                     else:
                         start(item)
             if not running and waiting:
@@ -474,7 +495,32 @@ def run(
         interrupted=interrupted,
         cleanup_problems=problems,
         metas=metas,
+        api_map=api_map,
     )
+
+
+def _resolve_api(ctx: Context, items: Sequence[PlanItem]) -> dict[str, Any] | None:
+    """Resolve the API map before the checks run (discovery included), for them and the report.
+
+    Discovery gets its own bounded budget; a failure leaves the map as configured.
+    """
+    wanted = any(i.action == "run" and Capability.HTTP in i.meta.requires for i in items) or bool(
+        ctx.environment.api or ctx.environment.auth
+    )
+    if not wanted:
+        return None
+    view = ctx.for_check("readyctl.api-map", 120, None)
+    try:
+        with using_redactor(ctx.redactor):
+            api = view.api()
+    except ReadyctlError:
+        raise
+    except Exception as e:  # discovery must never take the run down
+        _log.debug("API map resolution failed: %s", type(e).__name__)
+        return None
+    finally:
+        view.close_clients()
+    return ctx.redactor.value(api.to_dict())
 
 
 def _bounded_cleanups(ctx: Context, budget_s: float) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from readyctl.apimap import RouteUnknown
 from readyctl.check import (
     Capability,
     Category,
@@ -14,12 +15,12 @@ from readyctl.check import (
     Safety,
     Severity,
 )
-from readyctl.context import AuthError, Context
+from readyctl.context import AuthError, Context, LoginUnknown
 from readyctl.result import Result
 
 
 class Settings(CheckSettings):
-    """auth.session takes no settings (the login comes from the environment's `auth:`)."""
+    """auth.session takes no settings (the login comes from the environment's API map)."""
 
 
 class AuthSessionCheck(Check):
@@ -34,10 +35,10 @@ class AuthSessionCheck(Check):
             "account cannot log in, those checks are blocked with this root cause."
         ),
         remediation=RemediationSpec(
-            text="Check the environment's auth: settings (path, fields, token_path) and that the "
-            "credential variables hold a working test account.",
-            snippet="auth:\n  kind: login\n  path: /v1/auth/login\n"
-            "  username_var: READYCTL_AUTH_USERNAME\n  password_var: READYCTL_AUTH_PASSWORD",
+            text="Check the environment's api.login (path, body, fields, token paths) and that "
+            "the credential variables hold a working test account.",
+            snippet="api:\n  login:\n    path: /api/auth/login\n    body: json\n"
+            "    username_var: READYCTL_AUTH_USERNAME\n    password_var: READYCTL_AUTH_PASSWORD",
         ),
         category=Category.AUTH,
         severity=Severity.CRITICAL,
@@ -50,12 +51,14 @@ class AuthSessionCheck(Check):
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Pass when a token comes back."""
-        cfg = ctx.environment.auth
-        subject = cfg.path if cfg and cfg.kind == "login" else "token"
+        api = ctx.api()
+        subject = api.login.path if api.login and api.login.path else "token"
         try:
             session = ctx.auth()
+        except LoginUnknown as e:
+            raise RouteUnknown("login", ctx.env_name, "nothing to log in with") from e
         except AuthError as e:
             yield self.failed(subject, f"could not get a session: {e}")
             return
         who = f" as {session.user}" if session.user else ""
-        yield self.passed(subject, f"got a {cfg.scheme if cfg else ''} token{who}".strip())
+        yield self.passed(subject, f"got a {api.scheme} token{who}".strip())

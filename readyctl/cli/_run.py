@@ -113,9 +113,8 @@ def _start_managed(env: Any, faults: list[str], console: Any) -> tuple[Any, Any]
 
 
 def managed_environment(env: Any, handle: Any) -> Any:
-    """The environment with the managed demo's URLs, CA, env file, database and auth."""
-    from readyctl.config import AuthConfig
-
+    """The environment with the managed demo's URLs, CA, env file and database (its API map
+    comes from readyctl.demo.profile for the default shape, from discovery for the others)."""
     update = {
         "base_url": handle.base_url,
         "http_url": handle.http_url,
@@ -123,7 +122,6 @@ def managed_environment(env: Any, handle: Any) -> Any:
         "env_file": handle.env_file,
         "env_source": "file",
         "database_url": handle.database_url,
-        "auth": env.auth or AuthConfig(),
     }
     return env.model_copy(update=update)
 

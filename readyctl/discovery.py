@@ -1,0 +1,212 @@
+"""Discovery: learn a target's API map from what it publishes.
+
+In order: the OpenAPI document (`api.openapi`: a file, a URL, or `auto`, which tries the usual
+places anonymously), OAuth 2.0 Authorization Server Metadata (RFC 8414) for the token
+endpoint, and, when the document is hidden from the public, the usual places again with the
+test session (a production API that hides its docs is healthy and may still show them to a
+logged-in user). Every request is bounded; nothing here raises on a target's answer: what is
+not found stays unknown, with a note saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import httpx
+
+    from readyctl.context import Context
+
+MAX_DOC_BYTES = 20 * 1024 * 1024
+BUDGET_S = 30.0  # all discovery requests of one run together
+REQUEST_S = 5.0
+WELL_KNOWN = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+
+
+@dataclasses.dataclass
+class Found:
+    """What one discovery pass learned: map values (ApiConfig keys) and where."""
+
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
+    source: str = ""
+    at: str | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+    hidden: bool = False  # a candidate answered 401/403: the doc may be there for a session
+
+
+def _client(ctx: Context) -> httpx.Client:
+    return ctx.http(timeout=REQUEST_S, max_body=MAX_DOC_BYTES, max_wire=MAX_DOC_BYTES)
+
+
+def _parse(text: bytes, where: str, found: Found) -> bool:
+    from readyctl import openapi
+
+    try:
+        doc = openapi.parse_document(text, source=where)
+    except openapi.OpenApiError as e:
+        found.notes.append(f"{where}: {e}")
+        return False
+    derived = openapi.derive_map(doc)
+    security = derived.pop("security", None) or {}
+    found.values = {**derived, **{k: v for k, v in security.items() if k in ("header", "scheme")}}
+    found.at = where
+    found.source = "openapi"
+    if doc.problems:
+        found.notes.append(
+            f"{where}: OpenAPI {doc.version} document has problems (used anyway): "
+            + "; ".join(doc.problems[:2])
+        )
+    return True
+
+
+def from_file(ctx: Context, spec: str) -> Found:
+    """The document in a repository file."""
+    from readyctl._files import read_text
+    from readyctl.errors import ConfigError
+
+    found = Found()
+    try:
+        text = read_text(
+            ctx.resolve(spec),
+            limit=MAX_DOC_BYTES,
+            what="OpenAPI document",
+            typical="an API description is a few MB at most",
+        )
+    except ConfigError as e:
+        found.notes.append(f"api.openapi: {e}")
+        return found
+    _parse(text.encode(), str(spec), found)
+    return found
+
+
+def from_url(ctx: Context, url: str, headers: dict[str, str] | None = None) -> Found:
+    """The document at a URL (absolute, or a path on the target)."""
+    found = Found()
+    _fetch_doc(ctx, _client(ctx), url, headers or {}, found, time.monotonic() + BUDGET_S)
+    return found
+
+
+def _fetch_doc(
+    ctx: Context,
+    client: httpx.Client,
+    where: str,
+    headers: dict[str, str],
+    found: Found,
+    deadline: float,
+) -> bool:
+    import httpx
+
+    from readyctl.httpread import BodyDeadline, BodyTooLarge
+
+    if time.monotonic() >= deadline or ctx.remaining() <= 0:
+        return False
+    try:
+        resp = client.get(
+            where,
+            headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **headers},
+            timeout=ctx.timeout(min(REQUEST_S, max(0.5, deadline - time.monotonic()))),
+        )
+    except (httpx.HTTPError, BodyTooLarge, BodyDeadline):
+        return False
+    if resp.status_code in (401, 403):
+        found.hidden = True
+        return False
+    if resp.status_code != 200:
+        return False
+    ctype = resp.headers.get("content-type", "").lower()
+    if "html" in ctype:
+        return False
+    return _parse(resp.content, where, found)
+
+
+def anonymous(ctx: Context, spec: str) -> Found:
+    """The OpenAPI document as the public sees it (`auto`: the usual places)."""
+    from readyctl import openapi
+
+    if spec not in ("auto", ""):
+        if "://" in spec or spec.startswith("/"):
+            return from_url(ctx, spec)
+        return from_file(ctx, spec)
+    found = Found()
+    client = _client(ctx)
+    deadline = time.monotonic() + BUDGET_S
+    for path in openapi.CANDIDATE_PATHS:
+        if _fetch_doc(ctx, client, path, {}, found, deadline):
+            return found
+    return found
+
+
+def with_session(ctx: Context, spec: str, header: str, value: str) -> Found:
+    """The usual places (or the configured URL) again, as the logged-in test account."""
+    from readyctl import openapi
+
+    found = Found()
+    client = _client(ctx)
+    deadline = time.monotonic() + BUDGET_S
+    paths = openapi.CANDIDATE_PATHS if spec in ("auto", "") else (spec,)
+    for path in paths:
+        if _fetch_doc(ctx, client, path, {header: value}, found, deadline):
+            found.notes.append(f"the OpenAPI document at {path} is served only to a session")
+            return found
+    return found
+
+
+def oauth_metadata(ctx: Context) -> Found:
+    """The token endpoint from RFC 8414 server metadata (or OpenID discovery), same origin."""
+    import httpx
+
+    from readyctl.httpread import BodyDeadline, BodyTooLarge
+
+    found = Found(source="oauth metadata")
+    base = ctx.environment.base_url or ""
+    client = ctx.http(timeout=REQUEST_S, max_body=1_000_000)
+    for path in WELL_KNOWN:
+        try:
+            resp = client.get(path, headers={"Accept": "application/json"})
+        except (httpx.HTTPError, BodyTooLarge, BodyDeadline):
+            continue
+        if resp.status_code != 200:
+            continue
+        try:
+            meta = resp.json()
+        except ValueError:
+            continue
+        if not isinstance(meta, dict):
+            continue
+        endpoint = meta.get("token_endpoint")
+        grants = meta.get("grant_types_supported")
+        if not isinstance(endpoint, str):
+            continue
+        if isinstance(grants, list) and "password" not in grants:
+            found.notes.append(f"{path}: the token endpoint does not offer the password grant")
+            continue
+        token_path = _same_origin_path(base, endpoint)
+        if token_path is None:
+            found.notes.append(f"{path}: token_endpoint is on another origin; set api.login")
+            continue
+        found.values = {
+            "login": {
+                "method": "POST",
+                "path": token_path,
+                "body": "form",
+                "username_field": "username",
+                "password_field": "password",
+                "extra": {"grant_type": "password"},
+            }
+        }
+        found.at = path
+        return found
+    return found
+
+
+def _same_origin_path(base: str, url: str) -> str | None:
+    """`url`'s path when it is on the base URL's origin (or already a path)."""
+    if url.startswith("/"):
+        return url
+    b, u = urlsplit(base), urlsplit(url)
+    if (u.scheme, u.netloc) != (b.scheme, b.netloc) or not u.path.startswith("/"):
+        return None
+    return u.path + (f"?{u.query}" if u.query else "")
