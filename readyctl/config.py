@@ -31,7 +31,8 @@ MAX_EXPANDED_CHARS = 8 * 1024 * 1024  # characters after YAML aliases are expand
 MAX_INTERPOLATED_CHARS = 8 * 1024 * 1024  # characters after `${VAR}` interpolation
 MAX_EXTENDS_CHAIN = 32  # environments in one `extends:` chain
 
-DEFAULT_REQUIRED = [
+# the counseling API's variables: the `counseling` preset (env: {preset: counseling})
+COUNSELING_REQUIRED = [
     "DATABASE_URL",
     "JWT_SECRET",
     "OPENAI_API_KEY",
@@ -88,7 +89,8 @@ class EnvRule(_Model):
     max: float | None = None
 
 
-def _default_rules() -> dict[str, EnvRule]:
+def counseling_rules() -> dict[str, EnvRule]:
+    """The counseling preset's rules."""
     return {
         "DATABASE_URL": EnvRule(type="postgres_dsn", secret=True),
         "JWT_SECRET": EnvRule(min_length=32, secret=True, entropy_min=3.0),
@@ -99,11 +101,26 @@ def _default_rules() -> dict[str, EnvRule]:
     }
 
 
-class EnvConfig(_Model):
-    """What environment validation expects (seed item 1)."""
+ENV_PRESETS = ("counseling",)
 
-    required: list[str] = Field(default_factory=lambda: list(DEFAULT_REQUIRED))
-    rules: dict[str, EnvRule] = Field(default_factory=_default_rules)
+
+class EnvConfig(_Model):
+    """What environment validation expects (seed item 1).
+
+    `required` and `rules` come from readyctl.yaml, else from a named `preset`, else from the
+    project's `.env.example` (every documented variable is required; secret, URL, DSN and
+    email rules are inferred from the names): see `resolve_env`.
+    """
+
+    preset: Literal["counseling"] | None = Field(
+        default=None, description="a named rule set (counseling: the counseling API's variables)"
+    )
+    required: list[str] | None = Field(
+        default=None, description="required variables (default: the preset, else .env.example)"
+    )
+    rules: dict[str, EnvRule] | None = Field(
+        default=None, description="rules by variable (default: the preset, else inferred)"
+    )
     placeholders: list[str] = Field(default_factory=lambda: list(DEFAULT_PLACEHOLDERS))
     secret_entropy_min: float = Field(default=3.0, ge=0, description="bits per character")
     example_file: str | None = Field(
@@ -116,6 +133,59 @@ class EnvConfig(_Model):
         default_factory=lambda: ["DEBUG", "FLASK_DEBUG", "APP_DEBUG", "DJANGO_DEBUG"]
     )
     public_url_vars: list[str] = Field(default_factory=lambda: ["WEB_APP_URL"])
+
+
+def infer_rules(example: Mapping[str, str]) -> dict[str, EnvRule]:
+    """Rules for the variables of a `.env.example`, from their names (and example values):
+    secrets by name or shape, *_URL / *_URI as URLs (a database URL as a PostgreSQL DSN and a
+    secret: it carries the password), *_EMAIL as email addresses, *_PORT as integers."""
+    from readyctl.secretnames import is_secret, name_words
+
+    rules: dict[str, EnvRule] = {}
+    for name, value in example.items():
+        words = name_words(name)
+        last = words[-1] if words else ""
+        sample = (value or "").strip().lower()
+        if last in ("URL", "URI", "DSN") and (
+            "DATABASE" in words or "DB" in words or sample.startswith(("postgres", "postgresql"))
+        ):
+            rules[name] = EnvRule(type="postgres_dsn", secret=True)
+        elif last in ("URL", "URI"):
+            rules[name] = EnvRule(type="url")
+        elif last == "EMAIL":
+            rules[name] = EnvRule(type="email")
+        elif last == "PORT":
+            rules[name] = EnvRule(type="int", min=1, max=65535)
+        elif is_secret(name):
+            rules[name] = EnvRule(secret=True)
+    return rules
+
+
+def resolve_env(
+    cfg: EnvConfig, example: Mapping[str, str] | None, example_name: str | None = None
+) -> tuple[EnvConfig, str]:
+    """The effective env rules and where they came from.
+
+    readyctl.yaml's `required`/`rules` win; the rest comes from the preset, else from the
+    example file (every documented variable required, rules inferred from names), else none.
+    """
+    if cfg.preset == "counseling":
+        base_required, base_rules = list(COUNSELING_REQUIRED), counseling_rules()
+        origin = "preset counseling"
+    elif example is not None:
+        base_required, base_rules = list(example), infer_rules(example)
+        origin = f"inferred from {example_name or '.env.example'}"
+    else:
+        base_required, base_rules, origin = [], {}, "none (no env.required, preset or .env.example)"
+    if cfg.required is not None or cfg.rules is not None:
+        origin = (
+            "readyctl.yaml"
+            if cfg.preset is None and example is None
+            else origin + " + readyctl.yaml"
+        )
+    required = list(cfg.required) if cfg.required is not None else base_required
+    rules = {**base_rules, **(cfg.rules or {})}
+    return cfg.model_copy(update={"required": required, "rules": rules}), origin
 
 
 class AuthConfig(_Model):

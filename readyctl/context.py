@@ -219,6 +219,46 @@ class Context:
         return max(0.05, min(wanted, self.remaining()))
 
     # -- environment variables ---------------------------------------------------------
+    def example_path(self) -> Path:
+        """The documented variables: env.example_file, else .env.example beside the env file
+        (or in the project directory when the variables come from the process)."""
+        configured = self.config.env.example_file
+        if configured:
+            return self.resolve(configured)
+        env_file = self.environment.env_file
+        if env_file and self.environment.env_source in ("file", "both"):
+            return self.resolve(env_file).parent / ".env.example"
+        return self.base_dir / ".env.example"
+
+    def env_config(self) -> Any:
+        """The effective `env:` rules (readyctl.yaml, the preset, else .env.example)."""
+        with self.state.lock:
+            cached = self.state.cache.get("env_config")
+        if cached is not None:
+            return cached[0]
+        from readyctl.config import resolve_env
+
+        cfg = self.config.env
+        if cfg.preset is None and cfg.required is None and self.managed is not None:
+            cfg = cfg.model_copy(update={"preset": "counseling"})  # the demo is that API
+        example: dict[str, str] | None = None
+        path = self.example_path()
+        if cfg.preset is None and cfg.required is None and path.is_file():
+            try:
+                example = read_env_file(path)
+            except Exception:  # a broken example file is env.example_drift's finding
+                example = None
+        resolved = resolve_env(cfg, example, path.name)
+        with self.state.lock:
+            self.state.cache["env_config"] = resolved
+        return resolved[0]
+
+    def env_rules_origin(self) -> str:
+        """Where the effective env rules came from (for results and reports)."""
+        self.env_config()
+        with self.state.lock:
+            return str(self.state.cache["env_config"][1])
+
     def env_source(self) -> EnvSource:
         """The target's variables: env file, process environment, or both (per config)."""
         key = "env_source"
@@ -242,7 +282,7 @@ class Context:
         src = EnvSource(values, " + ".join(origins), file)
         # redaction never trusts a "not a secret" verdict: the redactor also masks every
         # secret-named variable, and a well-known secret shape is masked whatever its rule says
-        rules = self.config.env.rules
+        rules = self.env_config().rules
         secret_names = [n for n, r in rules.items() if r.secret]
         secret_names += [
             n for n, v in values.items() if v and (secret_shape(v) or is_secret(n, v, rules=rules))

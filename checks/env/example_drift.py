@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 from readyctl.check import (
     Capability,
@@ -48,20 +47,11 @@ class EnvExampleDrift(Check):
     )
     Settings = Settings
 
-    def _example_path(self, ctx: Context) -> Path | None:
-        configured = ctx.config.env.example_file
-        if configured:
-            return ctx.resolve(configured)
-        src = ctx.env_source()
-        if src.file is not None:
-            return src.file.parent / ".env.example"
-        return ctx.base_dir / ".env.example"
-
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per drifting variable, or one pass."""
         src = ctx.env_source()
-        example = self._example_path(ctx)
-        if example is None or not example.is_file():
+        example = ctx.example_path()
+        if not example.is_file():
             yield self.skipped("*", f"no example file at {example}; set env.example_file")
             return
         if src.file is None:

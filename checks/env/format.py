@@ -55,7 +55,7 @@ class EnvFormat(Check):
         """One result per variable that has a rule and a value."""
         src = ctx.env_source()
         checked = 0
-        for name, rule in sorted(ctx.config.env.rules.items()):
+        for name, rule in sorted(ctx.env_config().rules.items()):
             value = src.values.get(name)
             if value is None or not value.strip():
                 continue  # absence is env.required's finding

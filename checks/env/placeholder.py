@@ -51,7 +51,7 @@ class EnvPlaceholder(Check):
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Check the required and ruled variables; one result each."""
-        env_cfg = ctx.config.env
+        env_cfg = ctx.env_config()
         src = ctx.env_source()
         names = list(dict.fromkeys([*required_names(env_cfg), *env_cfg.rules]))
         placeholders = list(env_cfg.placeholders)

@@ -52,7 +52,7 @@ class EnvProduction(Check):
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """Results for the environment name, each debug flag, and each public URL."""
-        cfg = ctx.config.env
+        cfg = ctx.env_config()
         if not ctx.environment.production and ctx.env_name != "default":
             yield self.skipped(
                 "*", f"{ctx.env_name} is not a production environment (production: false)"

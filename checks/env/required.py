@@ -55,9 +55,13 @@ class EnvRequired(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per required variable."""
         src = ctx.env_source()
-        names = required_names(ctx.config.env)
+        names = required_names(ctx.env_config())
         if not names:
-            yield self.skipped("*", "no required variables configured (env.required is empty)")
+            yield self.skipped(
+                "*",
+                "no required variables known: set env.required or env.preset (counseling), "
+                "or document the variables in a .env.example",
+            )
             return
         for name in names:
             value = src.values.get(name)

@@ -51,7 +51,7 @@ class EnvSecretStrength(Check):
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per secret variable with a value; URL-shaped secrets are skipped."""
-        env_cfg = ctx.config.env
+        env_cfg = ctx.env_config()
         src = ctx.env_source()
         found = 0
         for name, rule in sorted(env_cfg.rules.items()):

@@ -26,6 +26,8 @@ def _run(
     if example is not None:
         (tmp_path / ".env.example").write_text(example)
     env = Environment(env_file=str(f), production=production)
+    if config is None:  # the counseling API's rules, as the repository's readyctl.yaml says
+        config = Config(env=EnvConfig(preset="counseling"))
     ctx = make_context(config=config, environment=env, env_name=env_name, base_dir=tmp_path)
     return run_checks(ctx, only=[only])
 
@@ -190,7 +192,82 @@ def test_production_sanity_skips_on_non_production_environment(tmp_path: Path) -
 def test_process_environment_source(tmp_path: Path) -> None:
     env = Environment(env_source="process")
     ctx = make_context(
-        environment=env, base_dir=tmp_path, environ={"DATABASE_URL": "postgresql://a:b@h:5432/d"}
+        config=Config(env=EnvConfig(preset="counseling")),
+        environment=env,
+        base_dir=tmp_path,
+        environ={"DATABASE_URL": "postgresql://a:b@h:5432/d"},
     )
     got = statuses(run_checks(ctx, only=["env.required"]), "env.required")
     assert got["DATABASE_URL"] == "pass" and got["JWT_SECRET"] == "fail"
+
+
+# -- env rules for any app: the preset, inference from .env.example, nothing -----------------
+NODE_EXAMPLE = (
+    "DATABASE_URL=postgres://app:app@localhost:5432/app\n"
+    "SESSION_SECRET=\n"
+    "REDIS_URL=redis://localhost:6379\n"
+    "SMTP_FROM_EMAIL=noreply@example.org\n"
+    "PORT=3000\n"
+)
+NODE_GOOD = (
+    "DATABASE_URL=postgresql://app:Xq9v2LmR7pT4wY1b@db.internal:5432/app\n"
+    "SESSION_SECRET=k9Vq2LmX7pR4tW1yB6nC3hJ5sD0gE8aUfZ\n"
+    "REDIS_URL=redis://cache.internal:6379\n"
+    "SMTP_FROM_EMAIL=noreply@shop.example.org\n"
+    "PORT=8080\n"
+)
+
+
+def test_without_env_section_rules_come_from_env_example(tmp_path: Path) -> None:
+    cfg = Config()
+    out = _run(tmp_path, NODE_GOOD, only="env.*", config=cfg, example=NODE_EXAMPLE)
+    assert statuses(out, "env.required") == {
+        n: "pass"
+        for n in ("DATABASE_URL", "SESSION_SECRET", "REDIS_URL", "SMTP_FROM_EMAIL", "PORT")
+    }
+    # the counseling API's variables are not asked of another app
+    assert "JWT_SECRET" not in statuses(out, "env.required")
+    assert set(statuses(out, "env.format")) >= {"DATABASE_URL", "REDIS_URL", "SMTP_FROM_EMAIL"}
+    assert all(v == "pass" for v in statuses(out, "env.format").values())
+
+
+def test_inferred_rules_fail_a_broken_file(tmp_path: Path) -> None:
+    bad = NODE_GOOD.replace("SMTP_FROM_EMAIL=noreply@shop.example.org", "SMTP_FROM_EMAIL=nobody")
+    bad = bad.replace("PORT=8080", "PORT=eighty").replace(
+        "SESSION_SECRET=k9Vq2LmX7pR4tW1yB6nC3hJ5sD0gE8aUfZ\n", ""
+    )
+    out = _run(tmp_path, bad, only="env.*", config=Config(), example=NODE_EXAMPLE)
+    assert statuses(out, "env.required")["SESSION_SECRET"] == "fail"
+    fmt = statuses(out, "env.format")
+    assert fmt["SMTP_FROM_EMAIL"] == "fail" and fmt["PORT"] == "fail"
+
+
+def test_inferred_secret_is_judged_for_strength(tmp_path: Path) -> None:
+    weak = NODE_GOOD.replace("k9Vq2LmX7pR4tW1yB6nC3hJ5sD0gE8aUfZ", "changeme")
+    out = _run(tmp_path, weak, only="env.placeholder", config=Config(), example=NODE_EXAMPLE)
+    assert statuses(out, "env.placeholder")["SESSION_SECRET"] == "fail"
+
+
+def test_no_env_section_and_no_example_skips_naming_what_to_set(tmp_path: Path) -> None:
+    out = _run(tmp_path, NODE_GOOD, only="env.required", config=Config())
+    (r,) = [r for r in out.results if r.check_id == "env.required"]
+    assert r.status.value == "skip"
+    assert "env.required" in r.summary and ".env.example" in r.summary
+
+
+def test_yaml_rules_win_over_inferred(tmp_path: Path) -> None:
+    cfg = Config(env=EnvConfig(rules={"PORT": EnvRule(type="int", min=1, max=1024)}))
+    out = _run(tmp_path, NODE_GOOD, only="env.format", config=cfg, example=NODE_EXAMPLE)
+    assert statuses(out, "env.format")["PORT"] == "fail"  # 8080 > 1024
+
+
+def test_preset_counseling_requires_the_counseling_variables(tmp_path: Path) -> None:
+    out = _run(
+        tmp_path,
+        NODE_GOOD,
+        only="env.required",
+        config=Config(env=EnvConfig(preset="counseling")),
+        example=NODE_EXAMPLE,
+    )
+    got = statuses(out, "env.required")
+    assert got["JWT_SECRET"] == "fail" and got["DATABASE_URL"] == "pass"

@@ -96,7 +96,8 @@ def test_no_file_means_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     loaded = load_config(None)
     name, env = loaded.environment(None)
     assert name == "default" and env.base_url is None
-    assert loaded.config.env.required[0] == "DATABASE_URL"
+    # no env rules of their own: the preset, else .env.example (resolved at run time)
+    assert loaded.config.env.required is None and loaded.config.env.preset is None
 
 
 # -- what an adversarial run found (issue 11): each a one-line ConfigError, never a crash ----
