@@ -227,6 +227,10 @@ class Environment(_Model):
     production: bool = False
     allow: list[str] = Field(default_factory=list)
     managed: Literal["demo"] | None = None
+    demo_shape: Literal["default", "alt", "alt-norefresh", "alt-noopenapi"] = Field(
+        default="default",
+        description="the managed demo's API shape (alt*: other routes, found by discovery)",
+    )
     faults: list[str] = Field(default_factory=list)
     ca_bundle: str | None = None
     api: ApiConfig | None = Field(

@@ -24,6 +24,8 @@ MAX_DOC_BYTES = 20 * 1024 * 1024
 BUDGET_S = 30.0  # all discovery requests of one run together
 REQUEST_S = 5.0
 WELL_KNOWN = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+# where API documentation UIs usually live (the OpenAPI documents: openapi.CANDIDATE_PATHS)
+DOC_UI_PATHS = ("/docs", "/redoc", "/swagger", "/swagger-ui", "/api/docs", "/api-docs")
 
 
 @dataclasses.dataclass

@@ -246,6 +246,7 @@ def build_report(
         },
         "environment": {"name": env_name, "production": environment.production},
         "target": {**_target(environment, redactor), "origin": dict(target_origin or {})},
+        "api": redactor.value(outcome.api_map) if outcome.api_map else None,
         "checklist": {
             "require": config.gate.require,
             "summary": _coverage.summary(items),

@@ -224,6 +224,24 @@ REPORT_SCHEMA: dict[str, Any] = {
             },
         },
         "checklist": CHECKLIST_SCHEMA,
+        "api": {
+            "type": ["object", "null"],
+            "description": "since 0.3: the API map the checks used; each value with its source "
+            "(config, openapi, oauth metadata, default, auth: (deprecated)); null when no HTTP "
+            "check ran",
+            "properties": {
+                "values": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["value", "source"],
+                        "properties": {"value": {"type": "string"}, "source": {"type": "string"}},
+                    },
+                },
+                "openapi": {"type": ["string", "null"]},
+                "notes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
         "started_at": {"type": "string", "format": "date-time"},
         "duration_s": {"type": "number"},
         "interrupted": {"type": "boolean"},

@@ -104,7 +104,12 @@ def _start_managed(env: Any, faults: list[str], console: Any) -> tuple[Any, Any]
         extra = f" with faults {', '.join(faults)}" if faults else ""
         console.print(f"Starting the managed demo target{extra}...", style="dim")
     try:
-        handle = demo_managed.start(faults)
+        shape = getattr(env, "demo_shape", "default")
+        handle = (
+            demo_managed.start(faults)
+            if shape == "default"
+            else demo_managed.start(faults, shape=shape)
+        )
     except ValueError as e:
         raise ConfigError(f"managed demo: {e}") from None
     except RuntimeError as e:
@@ -244,7 +249,13 @@ def execute(opts: RunOptions) -> int:
 
 def execute_report(opts: RunOptions) -> tuple[int, Any]:
     """Run checks as configured; returns the exit code and the Report (None if nothing ran)."""
-    from readyctl.cli._ui import Progress, make_console, print_plan, print_plan_coverage
+    from readyctl.cli._ui import (
+        Progress,
+        make_console,
+        print_plan,
+        print_plan_api,
+        print_plan_coverage,
+    )
     from readyctl.config import load_config
     from readyctl.context import Context
     from readyctl.redact import global_redactor
@@ -375,9 +386,19 @@ def execute_report(opts: RunOptions) -> tuple[int, Any]:
         config=cfg, env_name=env_name, base_dir=loaded.base_dir, redactor=redactor
     )
     if opts.plan:
-        ctx = Context(environment=env, **ctx_kwargs)
+        planned = env
+        if env.managed == "demo":  # what the managed demo will provide once started
+            planned = env.model_copy(
+                update={
+                    "base_url": env.base_url or "https://managed-demo.invalid",
+                    "database_url": env.database_url or "postgresql://managed-demo.invalid/demo",
+                    "env_file": env.env_file or ".env.managed-demo",
+                }
+            )
+        ctx = Context(environment=planned, **ctx_kwargs)
         items = plan(ctx, selected, catalog.checks)
         print_plan(console, items, env_name, env)
+        print_plan_api(console, ctx)
         print_plan_coverage(console, plan_coverage(items, cfg, catalog, selected, env_name))
         return 0, None
 

@@ -99,6 +99,33 @@ def print_plan(ui: UI, items: Sequence[Any], env_name: str, env: Any) -> None:
     ui.out.print(f"{runs} of {len(items)} checks would run{managed}; nothing was contacted.")
 
 
+def print_plan_api(ui: UI, ctx: Any) -> None:
+    """The API map as configured, each value with its source, and what discovery will try."""
+    from readyctl import apimap
+
+    env = ctx.environment
+    api = ctx.api_static()
+    rows = list(api.describe())
+    spec = env.api.openapi if env.api is not None else "auto"
+    if env.managed == "demo" and getattr(env, "demo_shape", "default") == "default":
+        rows.append(("*", "the managed demo's routes (readyctl/demo/profile.py)", apimap.DEFAULT))
+    if not rows and spec == "off":
+        ui.out.print("API map: empty and discovery is off; route-needing checks will skip.")
+        return
+    table = Table(title="API map", title_justify="left")
+    table.add_column("Key", no_wrap=True)
+    table.add_column("Value", overflow="fold")
+    table.add_column("Source", no_wrap=True)
+    for key, value, source in rows:
+        table.add_row(key, value, source)
+    if spec != "off":
+        where = "the usual places" if spec == "auto" else spec
+        table.add_row("openapi", f"discovered at run time from {where}", "openapi")
+    ui.out.print(table)
+    for note in api.notes:
+        ui.out.print(f"note: {note}", style="yellow")
+
+
 def print_plan_coverage(ui: UI, items: Sequence[Any]) -> None:
     """Which required checklist items this configuration cannot verify, and what each needs."""
     blocked = [it for it in items if it.blocks_gate]

@@ -120,6 +120,12 @@ def migrate(
                 typer.echo(f"  - {message}")
         for message in ALWAYS_V2:
             typer.echo(f"  - {message}")
+    for name, env in loaded.config.environments.items():
+        if env.auth is not None:
+            typer.echo(
+                f"  - environments.{name}.auth is deprecated (still read); in "
+                f"environments.{name}, replace it with:\n" + _indent(_auth_as_api(env.auth), 6)
+            )
     if problems:
         typer.echo("Fix these settings first:")
         for p in problems:
@@ -129,6 +135,21 @@ def migrate(
         path.write_text(_bump(text), encoding="utf-8")
         typer.echo(f"wrote version: {CONFIG_VERSION} to {path}")
     raise typer.Exit(1 if problems else 0)
+
+
+def _auth_as_api(auth: Any) -> str:
+    """The old `auth:` block as the `api:` YAML that replaces it."""
+    import yaml
+
+    from readyctl.apimap import from_deprecated_auth
+
+    api = from_deprecated_auth(auth)
+    data = api.model_dump(exclude_none=True, exclude_defaults=True, by_alias=True) if api else {}
+    return yaml.safe_dump({"api": data}, sort_keys=False).rstrip()
+
+
+def _indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + line for line in text.splitlines())
 
 
 def _lenient_environ() -> dict[str, str]:

@@ -21,6 +21,12 @@ def up(
     fault: list[str] = typer.Option(
         [], "--fault", help="Switch a fault on (repeat, or a comma list)."
     ),
+    shape: str | None = typer.Option(
+        None,
+        "--shape",
+        help="API shape: default, alt, alt-norefresh or alt-noopenapi "
+        "(default: $READYCTL_DEMO_SHAPE, else default).",
+    ),
 ) -> None:
     from readyctl.cli._run import split_patterns
     from readyctl.demo.__main__ import run_foreground
@@ -36,7 +42,7 @@ def up(
     from readyctl import _interrupt
 
     _interrupt.uninstall()  # Ctrl-C/SIGTERM stop the foreground demo (run_foreground), exit 0
-    raise typer.Exit(run_foreground(list(fault), typer.echo))
+    raise typer.Exit(run_foreground(list(fault), typer.echo, shape))
 
 
 @demo_app.command(

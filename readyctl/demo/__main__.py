@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from readyctl.demo.faults import FAULTS, faults_from_env, validate_faults
+from readyctl.demo.shapes import SHAPE_ENV, SHAPES, get_shape, shape_from_env, validate_shape
 
 
 def _describe(demo: object, echo: Callable[[str], None]) -> None:
@@ -34,6 +35,7 @@ def _describe(demo: object, echo: Callable[[str], None]) -> None:
     echo(f"  mail stand-in      {demo.mail_url}  (token: POSTMARK_API_TOKEN in the env file)")
     echo(f"  backups            {demo.backup_location}")
     echo(f"  faults             {', '.join(demo.faults) or 'none (healthy)'}")
+    echo(f"  API shape          {demo.shape}  ({get_shape(demo.shape).description})")
     echo("Test credentials (seeded test tenant):")
     echo(f"  admin   {admin['email']:<28} {admin['password']}   ({admin['org']})")
     echo(f"  member  {member['email']:<28} {member['password']}   ({member['org']})")
@@ -42,16 +44,23 @@ def _describe(demo: object, echo: Callable[[str], None]) -> None:
         f"({len(members)} users, same password)"
     )
     echo(f"  other   {other['email']:<28} {other['password']}   ({other['org']})")
-    echo(f"Try: curl --cacert {demo.ca_bundle} {demo.base_url}/health/ready")
+    ready = get_shape(demo.shape).ready_path
+    echo(f"Try: curl --cacert {demo.ca_bundle} {demo.base_url}{ready}")
     echo("Press Ctrl-C to stop.")
 
 
-def run_foreground(faults: Sequence[str], echo: Callable[[str], None] = print) -> int:
-    """Start a managed demo, print how to reach it, wait for Ctrl-C/SIGTERM, then clean up."""
+def run_foreground(
+    faults: Sequence[str], echo: Callable[[str], None] = print, shape: str | None = None
+) -> int:
+    """Start a managed demo, print how to reach it, wait for Ctrl-C/SIGTERM, then clean up.
+
+    `shape` None reads READYCTL_DEMO_SHAPE (default: the default shape).
+    """
     from readyctl.demo.managed import start
 
     try:
         chosen = validate_faults([*faults, *faults_from_env()])
+        chosen_shape = shape_from_env() if shape is None else validate_shape(shape)
     except ValueError as exc:
         echo(f"error: {exc}")
         return 2
@@ -66,7 +75,7 @@ def run_foreground(faults: Sequence[str], echo: Callable[[str], None] = print) -
     demo = None
     code = 0
     try:
-        demo = start(chosen)
+        demo = start(chosen, shape=chosen_shape)
         _describe(demo, echo)
         while not stop_event.is_set():
             exit_code = demo.server_exit_code(timeout_s=0.5)
@@ -103,12 +112,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument(
         "--fault", action="append", default=[], choices=list(FAULTS), help="switch a fault on"
     )
+    up.add_argument(
+        "--shape",
+        choices=list(SHAPES),
+        default=None,
+        help=f"API shape to serve (default: ${SHAPE_ENV}, else default)",
+    )
     sub.add_parser("serve", help="internal: the server process started by the launcher")
     lst = sub.add_parser("faults", help="list the fault switches")
     lst.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     ns = parser.parse_args(args)
     if ns.command == "up":
-        return run_foreground(ns.fault, print)
+        return run_foreground(ns.fault, print, ns.shape)
     if ns.command == "faults":
         if ns.format == "json":
             print(json.dumps([f.as_dict() for f in FAULTS.values()], indent=2))

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from readyctl.demo.shapes import DEFAULT_SHAPE, SHAPES, Shape
+
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 SENSITIVE_KEYS = re.compile(r"pass|secret|token|authorization|api_key|cookie|dsn", re.I)
 
@@ -207,10 +209,6 @@ class Metrics:
         return "\n".join(out) + "\n"
 
 
-_VERSIONED = re.compile(r"^/v(\d+)(/.*)?$")
-_UNVERSIONED_ROOTS = ("/auth/", "/counsel/", "/billing/", "/admin/")
-
-
 class CoreMiddleware:
     """Pure ASGI middleware: request ids, headers, metrics, access logs and the 500 answer."""
 
@@ -223,9 +221,11 @@ class CoreMiddleware:
         metrics: Metrics,
         server_header: str,
         powered_by: str,
+        shape: Shape = SHAPES[DEFAULT_SHAPE],
     ) -> None:
-        """Wrap `app`; behaviour depends on the fault set."""
+        """Wrap `app`; behaviour depends on the fault set and the API shape."""
         self.app = app
+        self.shape = shape
         self.log = log
         self.metrics = metrics
         self.hsts = "no-hsts" not in faults
@@ -237,17 +237,11 @@ class CoreMiddleware:
         self.powered_by = powered_by.encode()
 
     def _rewrite(self, scope: Scope) -> None:
-        """Under unversioned-api, serve /vN/... and bare paths as /v1/..."""
-        path: str = scope["path"]
-        m = _VERSIONED.match(path)
-        if m:
-            if m.group(1) != "1":
-                new = "/v1" + (m.group(2) or "/")
-                scope["path"] = new
-                scope["raw_path"] = new.encode()
-        elif path.startswith(_UNVERSIONED_ROOTS):
-            scope["path"] = "/v1" + path
-            scope["raw_path"] = scope["path"].encode()
+        """Under unversioned-api, serve other versions and bare paths as the versioned route."""
+        new = self.shape.unversioned_path(scope["path"])
+        if new is not None:
+            scope["path"] = new
+            scope["raw_path"] = new.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one request."""
@@ -275,7 +269,7 @@ class CoreMiddleware:
         if not request_id:
             request_id = uuid.uuid4().hex
         scope["request_id"] = request_id
-        no_store = not (path.startswith("/health") or path == "/metrics")
+        no_store = not self.shape.cacheable(path)
         state = {"status": 500, "started": False}
 
         async def send_wrapper(message: Message) -> None:

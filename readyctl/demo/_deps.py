@@ -18,6 +18,7 @@ from readyctl.demo._ratelimit import RateLimiter
 from readyctl.demo._tokens import TokenError, Tokens
 from readyctl.demo.db import DatabaseUnavailable, Pool, PoolTimeout
 from readyctl.demo.settings import Settings
+from readyctl.demo.shapes import Shape
 
 V1 = "/v1"
 
@@ -41,6 +42,11 @@ class DemoState:
     def has(self, fault: str) -> bool:
         """Return True when the fault is on."""
         return fault in self.settings.faults
+
+    @property
+    def shape(self) -> Shape:
+        """The API shape served."""
+        return self.settings.api_shape
 
 
 @dataclass(frozen=True)

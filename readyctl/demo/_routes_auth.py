@@ -1,4 +1,9 @@
-"""Auth endpoints under /v1/auth: register, verify, login, refresh, logout, password reset."""
+"""Auth endpoints: register, verify, login, refresh, logout, me, password reset.
+
+Default shape: everything under /v1/auth, JSON login and refresh bodies, snake_case tokens.
+Alt shapes: register at /api/v2/users and me at /api/v2/users/me, an OAuth2 password form at
+/api/v2/auth/token, refresh by `Authorization: Bearer <refresh token>`, camelCase tokens.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ import uuid
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from fastapi.security import HTTPAuthorizationCredentials, OAuth2PasswordRequestForm
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from readyctl.demo._core import ApiError
 from readyctl.demo._deps import (
     DB_ERRORS,
-    V1,
     CurrentUser,
     DemoState,
     client_ip,
@@ -25,6 +31,7 @@ from readyctl.demo._deps import (
     unavailable,
 )
 from readyctl.demo._ratelimit import PASSWORD_RESET, REGISTER
+from readyctl.demo._routing import REFRESH_BEARER, ShapeRoutes
 from readyctl.demo._tokens import (
     MAX_PASSWORD_BYTES,
     TokenError,
@@ -33,8 +40,8 @@ from readyctl.demo._tokens import (
     sha256_hex,
     verify_password,
 )
+from readyctl.demo.shapes import Shape
 
-router = APIRouter(tags=["auth"])
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 INVALID_LOGIN = "Invalid email or password."
 
@@ -111,6 +118,53 @@ class ResetConfirmIn(BaseModel):
         return _password(value)
 
 
+class AccessTokenOut(BaseModel):
+    """Token answer of the alt shapes without refresh tokens."""
+
+    accessToken: str = Field(description="JWT access token; send as Authorization: Bearer")
+    tokenType: str = Field(description='always "bearer"')
+    expiresIn: int = Field(description="seconds until the access token expires")
+
+
+class TokenOut(BaseModel):
+    """Token answer of the alt shapes (login and refresh)."""
+
+    accessToken: str = Field(description="JWT access token; send as Authorization: Bearer")
+    refreshToken: str = Field(
+        description="refresh token; send as Authorization: Bearer to the refresh endpoint"
+    )
+    tokenType: str = Field(description='always "bearer"')
+    expiresIn: int = Field(description="seconds until the access token expires")
+
+
+class UserOut(BaseModel):
+    """The authenticated user."""
+
+    id: str
+    email: str
+    org_id: str
+    role: str
+
+
+class StatusOut(BaseModel):
+    """An accepted request: its status and a human-readable message."""
+
+    status: str
+    message: str
+
+
+class VerifiedOut(BaseModel):
+    """Answer of email verification."""
+
+    verified: bool
+
+
+class PasswordChangedOut(BaseModel):
+    """Answer of a password-reset confirmation."""
+
+    status: str
+
+
 def _apply(response: Response, headers: dict[str, str]) -> None:
     """Copy headers onto a response."""
     for key, value in headers.items():
@@ -160,7 +214,6 @@ def _token_pair(
     }
 
 
-@router.post(f"{V1}/auth/register", status_code=202, summary="Register an account")
 async def register(body: RegisterIn, request: Request, response: Response) -> dict[str, Any]:
     """Create an account and email a verification token; the answer never reveals an account."""
     state = state_of(request)
@@ -223,7 +276,6 @@ async def register(body: RegisterIn, request: Request, response: Response) -> di
     }
 
 
-@router.post(f"{V1}/auth/verify-email", summary="Verify an email address")
 async def verify_email(body: TokenIn, request: Request) -> dict[str, Any]:
     """Consume a verification token."""
     state = state_of(request)
@@ -249,10 +301,8 @@ async def verify_email(body: TokenIn, request: Request) -> dict[str, Any]:
     return {"verified": True}
 
 
-@router.post(f"{V1}/auth/login", summary="Log in")
-async def login(body: LoginIn, request: Request) -> dict[str, Any]:
-    """Check credentials and return an access and a refresh token."""
-    state = state_of(request)
+async def authenticate(state: DemoState, body: LoginIn) -> dict[str, Any]:
+    """Check credentials and return the token pair (login of every shape)."""
     email = body.email.strip().lower()
     try:
         async with db_pool(state).connection() as conn:
@@ -283,12 +333,46 @@ async def login(body: LoginIn, request: Request) -> dict[str, Any]:
         raise unavailable(exc) from exc
 
 
-@router.post(f"{V1}/auth/refresh", summary="Rotate a refresh token")
-async def refresh(body: RefreshIn, request: Request) -> dict[str, Any]:
-    """Exchange a refresh token for a new pair; a reused token revokes its whole family."""
-    state = state_of(request)
+async def login(body: LoginIn, request: Request) -> dict[str, Any]:
+    """Check credentials and return an access and a refresh token."""
+    return await authenticate(state_of(request), body)
+
+
+def _alt_tokens(state: DemoState, pair: dict[str, Any]) -> dict[str, Any]:
+    """The alt shapes' token answer (no refresh token where the shape has no refresh)."""
+    answer: dict[str, Any] = {
+        "accessToken": pair["access_token"],
+        "tokenType": "bearer",
+        "expiresIn": pair["expires_in"],
+    }
+    if state.shape.refresh:
+        answer["refreshToken"] = pair["refresh_token"]
+    return answer
+
+
+def _form_login(form: OAuth2PasswordRequestForm) -> LoginIn:
+    """Validate the form's username and password as the JSON login body is validated."""
     try:
-        claims = state.tokens.decode(body.refresh_token, "refresh")
+        return LoginIn(email=form.username, password=form.password)
+    except ValidationError as exc:
+        names = {"email": "username"}
+        errors = [
+            {**err, "loc": ("body", *(names.get(str(p), p) for p in err.get("loc", ())))}
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        raise RequestValidationError(errors) from None
+
+
+async def token(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> dict[str, Any]:
+    """OAuth 2.0 password grant: the email as `username` and the password, form-encoded."""
+    state = state_of(request)
+    return _alt_tokens(state, await authenticate(state, _form_login(form)))
+
+
+async def rotate(state: DemoState, refresh_token: str) -> dict[str, Any]:
+    """Exchange a refresh token for a new pair; a reused token revokes its whole family."""
+    try:
+        claims = state.tokens.decode(refresh_token, "refresh")
         jti = str(uuid.UUID(str(claims.get("jti"))))
     except (TokenError, ValueError) as exc:
         raise ApiError(401, "invalid_token", "The refresh token is invalid or expired.") from exc
@@ -342,7 +426,37 @@ async def refresh(body: RefreshIn, request: Request) -> dict[str, Any]:
     return result
 
 
-@router.post(f"{V1}/auth/logout", status_code=204, summary="Log out")
+async def refresh(body: RefreshIn, request: Request) -> dict[str, Any]:
+    """Exchange a refresh token for a new pair; a reused token revokes its whole family."""
+    return await rotate(state_of(request), body.refresh_token)
+
+
+async def refresh_bearer(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Security(REFRESH_BEARER),
+) -> dict[str, Any]:
+    """Rotate the refresh token sent as `Authorization: Bearer <refresh token>` (no body).
+
+    A reused token revokes its whole family (the session).
+    """
+    state = state_of(request)
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    if credentials is None or not credentials.credentials.strip():
+        raise ApiError(
+            401,
+            "invalid_token",
+            "Send the refresh token as Authorization: Bearer <refresh token>.",
+            headers={"WWW-Authenticate": 'Bearer realm="counsel-api"'},
+        )
+    try:
+        pair = await rotate(state, credentials.credentials.strip())
+    except ApiError as exc:
+        if exc.status == 401:
+            exc.headers = {**challenge, **exc.headers}
+        raise
+    return _alt_tokens(state, pair)
+
+
 async def logout(request: Request, user: CurrentUser = Depends(current_user)) -> Response:
     """Revoke the caller's session (its refresh family and the access tokens bound to it)."""
     state = state_of(request)
@@ -358,15 +472,11 @@ async def logout(request: Request, user: CurrentUser = Depends(current_user)) ->
     return Response(status_code=204)
 
 
-@router.get(f"{V1}/auth/me", summary="The current user")
 async def me(user: CurrentUser = Depends(current_user)) -> dict[str, Any]:
     """Return the authenticated user."""
     return {"id": user.id, "email": user.email, "org_id": user.org_id, "role": user.role}
 
 
-@router.post(
-    f"{V1}/auth/password-reset/request", status_code=202, summary="Request a password reset"
-)
 async def password_reset_request(body: ResetRequestIn, request: Request, response: Response) -> Any:
     """Email a reset token if the account exists; the answer is the same either way."""
     state = state_of(request)
@@ -408,7 +518,6 @@ async def password_reset_request(body: ResetRequestIn, request: Request, respons
     }
 
 
-@router.post(f"{V1}/auth/password-reset/confirm", summary="Set a new password")
 async def password_reset_confirm(body: ResetConfirmIn, request: Request) -> dict[str, Any]:
     """Consume a reset token, set the password and end every session of the account."""
     state = state_of(request)
@@ -437,3 +546,68 @@ async def password_reset_confirm(body: ResetConfirmIn, request: Request) -> dict
     if row is None:
         raise ApiError(400, "invalid_token", "The reset token is invalid or expired.")
     return {"status": "password_changed"}
+
+
+def build_router(shape: Shape) -> APIRouter:
+    """The auth routes of a shape, in the order the default shape always had."""
+    r = ShapeRoutes(shape, APIRouter(tags=["auth"]))
+    alt = shape.alt
+    r.add(
+        "POST",
+        "/users" if alt else "/auth/register",
+        register,
+        model=StatusOut,
+        status_code=202,
+        summary="Register an account",
+    )
+    r.add(
+        "POST",
+        "/auth/verify-email",
+        verify_email,
+        model=VerifiedOut,
+        summary="Verify an email address",
+    )
+    if alt:
+        r.add(
+            "POST",
+            "/auth/token",
+            token,
+            model=TokenOut if shape.refresh else AccessTokenOut,
+            summary="Log in (OAuth 2.0 password grant)",
+        )
+        if shape.refresh:
+            r.add(
+                "POST",
+                "/auth/refresh",
+                refresh_bearer,
+                model=TokenOut,
+                summary="Rotate a refresh token",
+            )
+    else:
+        r.add("POST", "/auth/login", login, summary="Log in")
+        r.add("POST", "/auth/refresh", refresh, summary="Rotate a refresh token")
+    r.add("POST", "/auth/logout", logout, auth=True, status_code=204, summary="Log out")
+    r.add(
+        "GET",
+        "/users/me" if alt else "/auth/me",
+        me,
+        auth=True,
+        model=UserOut,
+        summary="The current user",
+    )
+    r.add(
+        "POST",
+        "/auth/password-reset/request",
+        password_reset_request,
+        model=StatusOut,
+        status_code=202,
+        summary="Request a password reset",
+    )
+    r.add(
+        "POST",
+        "/auth/password-reset/confirm",
+        password_reset_confirm,
+        model=PasswordChangedOut,
+        summary="Set a new password",
+    )
+    return r.router

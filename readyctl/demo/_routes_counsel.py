@@ -1,11 +1,11 @@
-"""Counseling endpoints under /v1/counsel: sessions, messages and the simulated AI reply."""
+"""Counseling endpoints under <prefix>/counsel: sessions, messages and the simulated AI reply."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -14,8 +14,8 @@ from readyctl.demo._core import ApiError
 from readyctl.demo._counsel_ai import assess, compose_reply
 from readyctl.demo._deps import (
     DB_ERRORS,
-    V1,
     CurrentUser,
+    DemoState,
     current_user,
     db_pool,
     fetchall,
@@ -24,6 +24,8 @@ from readyctl.demo._deps import (
     unavailable,
 )
 from readyctl.demo._ratelimit import COUNSEL_MESSAGE
+from readyctl.demo._routing import ShapeRoutes
+from readyctl.demo.shapes import Shape
 
 PAGE_CAP = 100
 SLOW_COUNSEL_S = 3.0
@@ -47,9 +49,6 @@ async def count_counsel_request(request: Request) -> None:
         raise RuntimeError("simulated upstream failure (error-burst)")
 
 
-router = APIRouter(tags=["counsel"], dependencies=[Depends(count_counsel_request)])
-
-
 class SessionIn(BaseModel):
     """Body of POST /v1/counsel/sessions."""
 
@@ -60,6 +59,72 @@ class MessageIn(BaseModel):
     """Body of POST /v1/counsel/sessions/{id}/messages."""
 
     content: str = Field(min_length=1, max_length=4000)
+
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class SessionOut(BaseModel):
+    """A counseling session."""
+
+    id: str
+    org_id: str
+    user_id: str
+    title: str | None
+    status: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    last_message_at: Timestamp | None
+
+
+class MessageOut(BaseModel):
+    """A message of a session (the user's or the counselor's)."""
+
+    id: str
+    role: str
+    content: str
+    crisis: bool
+    grief: bool
+    created_at: Timestamp
+
+
+class Resource(BaseModel):
+    """A crisis resource."""
+
+    name: str
+    contact: str
+    url: str
+
+
+class ReplyOut(MessageOut):
+    """The counselor's reply, with the crisis resources it points to."""
+
+    resources: list[Resource]
+
+
+class SessionDetailOut(SessionOut):
+    """A session with its latest 100 messages."""
+
+    messages: list[MessageOut]
+
+
+class ExchangeOut(BaseModel):
+    """The stored message, the counselor's reply and what the message was assessed as."""
+
+    message: MessageOut
+    reply: ReplyOut
+    crisis: bool
+    grief: bool
+    resources: list[Resource]
+
+
+class SessionPage(BaseModel):
+    """One page of the caller's sessions (alt shapes), newest first."""
+
+    results: list[SessionOut]
+    count: int = Field(description="sessions in total")
+    page: int
+    size: int = Field(description="sessions per page (at most 100)")
 
 
 SESSION_COLUMNS = (
@@ -116,7 +181,6 @@ async def _load_session(request: Request, user: CurrentUser, session_id: uuid.UU
     return row
 
 
-@router.post(f"{V1}/counsel/sessions", status_code=201, summary="Start a counseling session")
 async def create_session(
     body: SessionIn, request: Request, user: CurrentUser = Depends(current_user)
 ) -> dict[str, Any]:
@@ -136,7 +200,33 @@ async def create_session(
     return _session_json(row)
 
 
-@router.get(f"{V1}/counsel/sessions", summary="List the caller's sessions")
+async def _session_rows(
+    state: DemoState, user: CurrentUser, limit: int, offset: int, status: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the caller's sessions, newest first, and how many there are."""
+    where = "s.user_id = %s" + (" AND s.status = %s" if status else "")
+    params: tuple[Any, ...] = (user.id, status) if status else (user.id,)
+    try:
+        async with db_pool(state).connection() as conn:
+            rows = await fetchall(
+                conn,
+                f"SELECT {SESSION_COLUMNS} FROM counseling_sessions s WHERE {where} "
+                "ORDER BY s.created_at DESC, s.id LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            )
+            total = await fetchone(
+                conn, f"SELECT count(*) AS n FROM counseling_sessions s WHERE {where}", params
+            )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    return rows, int(total["n"]) if total else 0
+
+
+def _capped(state: DemoState, size: int) -> int:
+    """The page size served: at most PAGE_CAP unless the no-pagination-cap fault is on."""
+    return size if state.has("no-pagination-cap") else min(size, PAGE_CAP)
+
+
 async def list_sessions(
     request: Request,
     limit: int = Query(20, ge=1, le=1_000_000),
@@ -146,23 +236,8 @@ async def list_sessions(
 ) -> dict[str, Any]:
     """Return one page of the caller's sessions, newest first; limit is capped at 100."""
     state = state_of(request)
-    effective = limit if state.has("no-pagination-cap") else min(limit, PAGE_CAP)
-    where = "s.user_id = %s" + (" AND s.status = %s" if status else "")
-    params: tuple[Any, ...] = (user.id, status) if status else (user.id,)
-    try:
-        async with db_pool(state).connection() as conn:
-            rows = await fetchall(
-                conn,
-                f"SELECT {SESSION_COLUMNS} FROM counseling_sessions s WHERE {where} "
-                "ORDER BY s.created_at DESC, s.id LIMIT %s OFFSET %s",
-                (*params, effective, offset),
-            )
-            total = await fetchone(
-                conn, f"SELECT count(*) AS n FROM counseling_sessions s WHERE {where}", params
-            )
-    except DB_ERRORS as exc:
-        raise unavailable(exc) from exc
-    n = int(total["n"]) if total else 0
+    effective = _capped(state, limit)
+    rows, n = await _session_rows(state, user, effective, offset, status)
     next_offset = offset + len(rows) if offset + len(rows) < n else None
     return {
         "items": [_session_json(r) for r in rows],
@@ -173,7 +248,25 @@ async def list_sessions(
     }
 
 
-@router.get(f"{V1}/counsel/sessions/{{session_id}}", summary="Get a session with its messages")
+async def list_sessions_paged(
+    request: Request,
+    page: int = Query(1, ge=1, le=100_000, description="page number, from 1"),
+    size: int = Query(20, ge=1, le=1_000_000, description="sessions per page (capped at 100)"),
+    status: Literal["active", "closed", "archived"] | None = None,
+    user: CurrentUser = Depends(current_user),
+) -> dict[str, Any]:
+    """Return one page of the caller's sessions, newest first; size is capped at 100."""
+    state = state_of(request)
+    effective = _capped(state, size)
+    rows, n = await _session_rows(state, user, effective, (page - 1) * effective, status)
+    return {
+        "results": [_session_json(r) for r in rows],
+        "count": n,
+        "page": page,
+        "size": effective,
+    }
+
+
 async def get_session(
     session_id: uuid.UUID, request: Request, user: CurrentUser = Depends(current_user)
 ) -> dict[str, Any]:
@@ -195,11 +288,6 @@ async def get_session(
     return data
 
 
-@router.post(
-    f"{V1}/counsel/sessions/{{session_id}}/messages",
-    status_code=201,
-    summary="Send a message and get the counselor's reply",
-)
 async def post_message(
     session_id: uuid.UUID,
     body: MessageIn,
@@ -254,7 +342,6 @@ async def post_message(
     }
 
 
-@router.post(f"{V1}/counsel/sessions/{{session_id}}/close", summary="Close a session")
 async def close_session(
     session_id: uuid.UUID, request: Request, user: CurrentUser = Depends(current_user)
 ) -> dict[str, Any]:
@@ -273,3 +360,57 @@ async def close_session(
         raise unavailable(exc) from exc
     assert updated is not None
     return _session_json(updated)
+
+
+def build_router(shape: Shape) -> APIRouter:
+    """The counseling routes of a shape."""
+    r = ShapeRoutes(
+        shape, APIRouter(tags=["counsel"], dependencies=[Depends(count_counsel_request)])
+    )
+    sessions = "/counsel/sessions"
+    r.add(
+        "POST",
+        sessions,
+        create_session,
+        auth=True,
+        model=SessionOut,
+        status_code=201,
+        summary="Start a counseling session",
+    )
+    if shape.alt:
+        r.add(
+            "GET",
+            sessions,
+            list_sessions_paged,
+            auth=True,
+            model=SessionPage,
+            summary="List the caller's sessions",
+        )
+    else:
+        r.add("GET", sessions, list_sessions, summary="List the caller's sessions")
+    r.add(
+        "GET",
+        sessions + "/{session_id}",
+        get_session,
+        auth=True,
+        model=SessionDetailOut,
+        summary="Get a session with its messages",
+    )
+    r.add(
+        "POST",
+        sessions + "/{session_id}/messages",
+        post_message,
+        auth=True,
+        model=ExchangeOut,
+        status_code=201,
+        summary="Send a message and get the counselor's reply",
+    )
+    r.add(
+        "POST",
+        sessions + "/{session_id}/close",
+        close_session,
+        auth=True,
+        model=SessionOut,
+        summary="Close a session",
+    )
+    return r.router

@@ -1,4 +1,4 @@
-"""Health, metrics, docs, admin and billing-webhook endpoints."""
+"""Health, metrics, docs, OAuth metadata, admin and billing-webhook endpoints."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 
 from readyctl.demo._core import DOCS_CSP, ApiError
 from readyctl.demo._deps import (
     DB_ERRORS,
-    V1,
     CurrentUser,
+    DemoState,
     current_user,
     db_pool,
     fetchall,
@@ -25,25 +26,49 @@ from readyctl.demo._deps import (
     state_of,
     unavailable,
 )
+from readyctl.demo._routing import ShapeRoutes
+from readyctl.demo.shapes import OAUTH_METADATA_PATH, Shape
 
-router = APIRouter()
 SIGNATURE_TOLERANCE_S = 300
 _OK = b'{"status":"ok"}'
 
 
-@router.get("/health", tags=["ops"], summary="Liveness summary")
+class AdminUserOut(BaseModel):
+    """A user of the caller's organization."""
+
+    id: str
+    email: str
+    role: str
+    display_name: str | None
+    verified: bool
+
+
+class AdminUserPage(BaseModel):
+    """One page of the organization's users (alt shapes)."""
+
+    results: list[AdminUserOut]
+    count: int
+    page: int
+    size: int
+
+
+class WebhookOut(BaseModel):
+    """Answer of the billing webhook."""
+
+    received: bool
+    id: str
+
+
 async def health() -> Response:
     """Answer 200 while the process serves requests."""
     return Response(_OK, media_type="application/json")
 
 
-@router.get("/health/live", tags=["ops"], summary="Liveness probe")
 async def health_live() -> Response:
     """Answer 200 while the process serves requests."""
     return Response(_OK, media_type="application/json")
 
 
-@router.get("/health/ready", tags=["ops"], summary="Readiness probe")
 async def health_ready(request: Request) -> JSONResponse:
     """Answer 200 when the database answers, else 503."""
     state = state_of(request)
@@ -66,7 +91,6 @@ async def health_ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "checks": {"database": "ok"}})
 
 
-@router.get("/metrics", tags=["ops"], summary="Prometheus metrics")
 async def metrics(request: Request) -> PlainTextResponse:
     """Expose request counts, latency histograms and errors by route."""
     state = state_of(request)
@@ -83,16 +107,15 @@ async def docs_auth(request: Request) -> None:
         await current_user(request)
 
 
-@router.get("/api/docs-json", tags=["ops"], dependencies=[Depends(docs_auth)])
 async def openapi_json(request: Request) -> JSONResponse:
     """Return the OpenAPI document."""
     return JSONResponse(request.app.openapi())
 
 
-@router.get("/api/docs", tags=["ops"], dependencies=[Depends(docs_auth)])
 async def docs_page(request: Request) -> HTMLResponse:
     """Return a static HTML reference of the API (no scripts, strict CSP)."""
     spec = request.app.openapi()
+    json_path = state_of(request).shape.openapi_path or ""
     rows = []
     for path, ops in sorted(spec.get("paths", {}).items()):
         for method, op in ops.items():
@@ -105,7 +128,7 @@ async def docs_page(request: Request) -> HTMLResponse:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{html.escape(spec['info']['title'])} reference</title></head><body>"
         f"<h1>{html.escape(spec['info']['title'])} {html.escape(spec['info']['version'])}</h1>"
-        "<p>The machine-readable document is at <code>/api/docs-json</code>.</p>"
+        f"<p>The machine-readable document is at <code>{html.escape(json_path)}</code>.</p>"
         "<table><thead><tr><th>Method</th><th>Path</th><th>Summary</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table></body></html>"
@@ -113,17 +136,29 @@ async def docs_page(request: Request) -> HTMLResponse:
     return HTMLResponse(page, headers={"Content-Security-Policy": DOCS_CSP})
 
 
-@router.get(f"{V1}/admin/users", tags=["admin"], summary="List the organization's users")
-async def admin_users(
-    request: Request,
-    limit: int = Query(50, ge=1, le=100),
-    offset: int = Query(0, ge=0, le=1_000_000),
-    user: CurrentUser = Depends(current_user),
-) -> dict[str, Any]:
-    """Admins only: the users of the caller's organization."""
+async def oauth_metadata(request: Request) -> JSONResponse:
+    """OAuth 2.0 Authorization Server Metadata (RFC 8414) of the alt shapes, built per request."""
+    shape = state_of(request).shape
+    base = str(request.base_url).rstrip("/")
+    grants = ["password", "refresh_token"] if shape.refresh else ["password"]
+    doc: dict[str, Any] = {
+        "issuer": base,
+        "token_endpoint": base + shape.login_path,
+        "grant_types_supported": grants,
+        "token_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": [],
+    }
+    if shape.docs_path:
+        doc["service_documentation"] = base + shape.docs_path
+    return JSONResponse(doc)
+
+
+async def _org_users(
+    state: DemoState, user: CurrentUser, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Admins only: one page of the users of the caller's organization, and their count."""
     if not user.is_admin:
         raise ApiError(403, "forbidden", "This endpoint requires the admin role.")
-    state = state_of(request)
     try:
         async with db_pool(state).connection() as conn:
             rows = await fetchall(
@@ -138,12 +173,29 @@ async def admin_users(
             )
     except DB_ERRORS as exc:
         raise unavailable(exc) from exc
-    return {
-        "items": rows,
-        "limit": limit,
-        "offset": offset,
-        "total": int(total["n"] if total else 0),
-    }
+    return rows, int(total["n"] if total else 0)
+
+
+async def admin_users(
+    request: Request,
+    limit: int = Query(50, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=1_000_000),
+    user: CurrentUser = Depends(current_user),
+) -> dict[str, Any]:
+    """Admins only: the users of the caller's organization."""
+    rows, total = await _org_users(state_of(request), user, limit, offset)
+    return {"items": rows, "limit": limit, "offset": offset, "total": total}
+
+
+async def admin_users_paged(
+    request: Request,
+    page: int = Query(1, ge=1, le=100_000, description="page number, from 1"),
+    size: int = Query(50, ge=1, le=100, description="users per page (at most 100)"),
+    user: CurrentUser = Depends(current_user),
+) -> dict[str, Any]:
+    """Admins only: one page of the users of the caller's organization."""
+    rows, total = await _org_users(state_of(request), user, size, (page - 1) * size)
+    return {"results": rows, "count": total, "page": page, "size": size}
 
 
 def verify_stripe_signature(
@@ -169,7 +221,6 @@ def verify_stripe_signature(
     return any(hmac.compare_digest(expected, s) for s in signatures)
 
 
-@router.post(f"{V1}/billing/webhook", tags=["billing"], summary="Stripe webhook")
 async def billing_webhook(request: Request) -> dict[str, Any]:
     """Accept a signed Stripe event once; forged, stale or replayed events are rejected."""
     state = state_of(request)
@@ -219,3 +270,78 @@ def _org_of(event: dict[str, Any]) -> str | None:
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     value = meta.get("org_id") if isinstance(meta, dict) else None
     return str(value) if value else None
+
+
+WEBHOOK_DOC: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "description": 't=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">',
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id", "type"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "type": {"type": "string"},
+                        "data": {"type": "object"},
+                    },
+                }
+            }
+        },
+    },
+}
+
+
+def build_router(shape: Shape) -> APIRouter:
+    """The ops, docs, admin and billing routes of a shape."""
+    r = ShapeRoutes(shape, APIRouter())
+
+    def ops(path: str, endpoint: Any, summary: str | None = None, **kw: Any) -> None:
+        if summary is not None:
+            kw["summary"] = summary
+        r.add("GET", path, endpoint, prefixed=False, tags=["ops"], **kw)
+
+    if shape.alt:
+        ops(shape.live_path, health_live, "Liveness probe")
+        ops(shape.ready_path, health_ready, "Readiness probe")
+    else:
+        ops("/health", health, "Liveness summary")
+        ops("/health/live", health_live, "Liveness probe")
+        ops("/health/ready", health_ready, "Readiness probe")
+    ops("/metrics", metrics, "Prometheus metrics")
+    if shape.openapi_path and shape.docs_path:
+        ops(shape.openapi_path, openapi_json, auth=True, dependencies=[Depends(docs_auth)])
+        ops(shape.docs_path, docs_page, auth=True, dependencies=[Depends(docs_auth)])
+    summary = "List the organization's users"
+    if shape.alt:
+        ops(OAUTH_METADATA_PATH, oauth_metadata, "OAuth 2.0 Authorization Server Metadata")
+        r.add(
+            "GET",
+            "/admin/users",
+            admin_users_paged,
+            auth=True,
+            model=AdminUserPage,
+            tags=["admin"],
+            summary=summary,
+        )
+    else:
+        r.add("GET", "/admin/users", admin_users, tags=["admin"], summary=summary)
+    r.add(
+        "POST",
+        "/billing/webhook",
+        billing_webhook,
+        model=WebhookOut,
+        openapi_extra=WEBHOOK_DOC,
+        tags=["billing"],
+        summary="Stripe webhook",
+    )
+    return r.router

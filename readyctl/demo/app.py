@@ -31,9 +31,14 @@ from readyctl.demo._ratelimit import RateLimiter
 from readyctl.demo._tokens import Tokens
 from readyctl.demo.db import Pool, pool_config
 from readyctl.demo.settings import Settings
+from readyctl.demo.shapes import Shape
 
 API_TITLE = "Counsel API"
 API_VERSION = "1.0.0"
+ALT_DESCRIPTION = (
+    "Reference counseling API (readyctl demo target), alternate shape: OAuth 2.0 password "
+    "grant at the token endpoint, bearer access tokens, refresh by bearer refresh token."
+)
 
 
 def _json_error(
@@ -98,20 +103,28 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """Build (once) the OpenAPI document with the bearer security scheme."""
+def _openapi(app: FastAPI, shape: Shape) -> dict[str, Any]:
+    """Build (once) the OpenAPI document.
+
+    Default shape: one bearer scheme required everywhere. Alt shapes: the security FastAPI
+    derives from the routes (OAuth2 password flow on routes that need a token, the refresh
+    token's bearer scheme on the refresh route).
+    """
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
         title=API_TITLE,
-        version=API_VERSION,
-        description="Reference counseling API (readyctl demo target).",
+        version=shape.version,
+        description=ALT_DESCRIPTION
+        if shape.alt
+        else "Reference counseling API (readyctl demo target).",
         routes=app.routes,
     )
-    schema.setdefault("components", {})["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    }
-    schema["security"] = [{"bearer": []}]
+    if not shape.alt:
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        }
+        schema["security"] = [{"bearer": []}]
     app.openapi_schema = schema
     return schema
 
@@ -120,6 +133,7 @@ def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
     """Build the counseling API for `settings` (faults included)."""
     log = log or JsonLog(settings.log_level)
     faults = settings.faults
+    shape = settings.api_shape
     state = DemoState(
         settings=settings,
         log=log,
@@ -145,7 +159,7 @@ def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
             log,
             broken="email-broken" in faults,
         )
-        log.info("app.started", faults=sorted(faults))
+        log.info("app.started", faults=sorted(faults), shape=shape.name)
         try:
             yield
         finally:
@@ -156,7 +170,7 @@ def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
 
     app = FastAPI(
         title=API_TITLE,
-        version=API_VERSION,
+        version=shape.version,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -168,11 +182,11 @@ def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
         "db_pool_size": lambda: state.pool.config.size if state.pool else 0,
     }
     state.metrics.gauges.update(pool_gauges)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, shape)  # type: ignore[method-assign]
     _install_error_handlers(app)
-    app.include_router(_routes_ops.router)
-    app.include_router(_routes_auth.router)
-    app.include_router(_routes_counsel.router)
+    app.include_router(_routes_ops.build_router(shape))
+    app.include_router(_routes_auth.build_router(shape))
+    app.include_router(_routes_counsel.build_router(shape))
 
     if "no-compression" not in faults:
         app.add_middleware(GZipMiddleware, minimum_size=1000)
@@ -200,5 +214,6 @@ def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
         metrics=state.metrics,
         server_header=f"uvicorn/{uvicorn.__version__}",
         powered_by=f"FastAPI/{fastapi.__version__}",
+        shape=shape,
     )
     return app

@@ -30,6 +30,7 @@ from readyctl import _proc
 from readyctl.demo.faults import FAULTS_ENV, validate_faults
 from readyctl.demo.pg import EmbeddedPostgres, free_port
 from readyctl.demo.settings import render_env_example, render_env_file
+from readyctl.demo.shapes import DEFAULT_SHAPE, SHAPE_ENV, get_shape, validate_shape
 
 HOST = "127.0.0.1"
 STALE_BACKUP_AGE = timedelta(days=3)
@@ -121,6 +122,7 @@ class ManagedDemo:
     log_file: str = ""
     pg_port: int = 0
     startup_seconds: float = 0.0
+    shape: str = DEFAULT_SHAPE
     _rt: _Runtime = field(default_factory=_Runtime, repr=False, compare=False)
 
     def stop_database(self) -> None:
@@ -151,7 +153,13 @@ class ManagedDemo:
         rt.sockets = [_bind(port) for port in rt.ports]
         rt.server = rt.respawn()
         object.__setattr__(self, "pid", rt.server.pid)
-        _wait_ready(self.base_url, self.ca_bundle, rt.server, time.monotonic() + timeout_s)
+        _wait_ready(
+            self.base_url,
+            self.ca_bundle,
+            rt.server,
+            time.monotonic() + timeout_s,
+            get_shape(self.shape).ready_path,
+        )
 
     def server_exit_code(self, timeout_s: float | None = None) -> int | None:
         """Wait up to timeout_s for the server to exit; return its exit code or None."""
@@ -295,15 +303,21 @@ def _backup(
     return path
 
 
-def _wait_ready(url: str, ca_path: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    """Poll https /health/ready until it answers 200, the process dies or time runs out."""
+def _wait_ready(
+    url: str,
+    ca_path: str,
+    proc: subprocess.Popen[bytes],
+    deadline: float,
+    ready_path: str = "/health/ready",
+) -> None:
+    """Poll the https readiness probe until it answers 200, the process dies or time runs out."""
     ctx = ssl.create_default_context(cafile=ca_path)
     last = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"demo server exited with code {proc.returncode} during startup")
         try:
-            with urllib.request.urlopen(url + "/health/ready", context=ctx, timeout=2) as resp:
+            with urllib.request.urlopen(url + ready_path, context=ctx, timeout=2) as resp:
                 if resp.status == 200:
                     return
                 last = f"HTTP {resp.status}"
@@ -315,10 +329,13 @@ def _wait_ready(url: str, ca_path: str, proc: subprocess.Popen[bytes], deadline:
     raise RuntimeError(f"demo server not ready in time (last: {last})")
 
 
-def _server_env(faults: tuple[str, ...], ai_latency_ms: int) -> dict[str, str]:
+def _server_env(
+    faults: tuple[str, ...], ai_latency_ms: int, shape: str = DEFAULT_SHAPE
+) -> dict[str, str]:
     """Return the environment of the server process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("READYCTL_DEMO_")}
     env[FAULTS_ENV] = ",".join(faults)
+    env[SHAPE_ENV] = shape
     env["READYCTL_DEMO_AI_LATENCY_MS"] = str(int(ai_latency_ms))
     env["PYTHONUNBUFFERED"] = "1"
     root = str(Path(__file__).resolve().parents[2])
@@ -333,13 +350,17 @@ def start(
     pg: EmbeddedPostgres | None = None,
     ai_latency_ms: int = 50,
     timeout_s: float = 30,
+    shape: str = DEFAULT_SHAPE,
 ) -> ManagedDemo:
     """Start the demo (database, migrations, seed, TLS, backup, server) and wait until ready.
 
-    The server process is spawned first, so its imports overlap with PostgreSQL's start,
-    the migrations and the seed; readiness is awaited only after all of them.
+    `shape` picks the API shape served (readyctl.demo.shapes: default, alt, ...); an unknown
+    fault or shape raises ValueError before anything starts. The server process is spawned
+    first, so its imports overlap with PostgreSQL's start, the migrations and the seed;
+    readiness is awaited only after all of them.
     """
     chosen = validate_faults(faults)
+    shape = validate_shape(shape)
     t0 = time.monotonic()
     deadline = t0 + timeout_s
     rt = _Runtime()
@@ -406,7 +427,7 @@ def start(
             rt.ports = [sock.getsockname()[1] for sock in rt.sockets]
             tls_files = (cert_path, key_path)
             rt.respawn = functools.partial(
-                _spawn_server, rt, wd, env_file, *tls_files, base_url, chosen, ai_latency_ms
+                _spawn_server, rt, wd, env_file, *tls_files, base_url, chosen, ai_latency_ms, shape
             )
             rt.server = rt.respawn()
 
@@ -444,8 +465,9 @@ def start(
                 backup_job = pool.submit(
                     _backup, db, dbname, role, role_pw, backups, "stale-backup" in chosen
                 )
-            step = "waiting for /health/ready"
-            _wait_ready(base_url, ca_path, rt.server, deadline)
+            ready_path = get_shape(shape).ready_path
+            step = f"waiting for {ready_path}"
+            _wait_ready(base_url, ca_path, rt.server, deadline, ready_path)
             if backup_job is not None:
                 step = "writing the backup"
                 backup_job.result(timeout=max(1.0, deadline - time.monotonic()))
@@ -474,6 +496,7 @@ def start(
         log_file=str(wd / "logs" / "server.log"),
         pg_port=db.port,
         startup_seconds=round(time.monotonic() - t0, 3),
+        shape=shape,
         _rt=rt,
     )
 
@@ -487,6 +510,7 @@ def _spawn_server(
     base_url: str,
     faults: tuple[str, ...],
     ai_latency_ms: int,
+    shape: str = DEFAULT_SHAPE,
 ) -> subprocess.Popen[bytes]:
     """Start `python -m readyctl.demo serve` with the listening sockets handed over."""
     if rt.server_log is not None:
@@ -518,7 +542,7 @@ def _spawn_server(
     proc = _proc.popen(
         cmd,
         name="readyctl-demo-server",
-        env=_server_env(faults, ai_latency_ms),
+        env=_server_env(faults, ai_latency_ms, shape),
         stdin=subprocess.DEVNULL,
         stdout=rt.server_log,
         stderr=rt.server_log,

@@ -22,8 +22,14 @@ from readyctl.demo.app import create_app
 from readyctl.demo.faults import FAULTS_ENV
 from readyctl.demo.mail import create_mail_app
 from readyctl.demo.settings import Settings, StartupError, check_startup, parse_env_file
+from readyctl.demo.shapes import SHAPE_ENV
 
-PROCESS_ENV_KEYS = (FAULTS_ENV, "READYCTL_DEMO_AI_LATENCY_MS", "READYCTL_DEMO_PUBLIC_URL")
+PROCESS_ENV_KEYS = (
+    FAULTS_ENV,
+    SHAPE_ENV,
+    "READYCTL_DEMO_AI_LATENCY_MS",
+    "READYCTL_DEMO_PUBLIC_URL",
+)
 EXIT_CONFIG = 2
 GRACEFUL_TIMEOUT_S = 30
 """Longest wait for in-flight requests after SIGTERM before uvicorn cancels them."""
@@ -282,7 +288,7 @@ async def _run(
     watchdog = asyncio.create_task(watch_parent())
     mail_task = asyncio.create_task(mail.serve([mail_sock])) if mail and mail_sock else None
     tasks = [asyncio.create_task(server.serve([sock])) for server, sock in servers]
-    log.info("server.started", faults=sorted(settings.faults))
+    log.info("server.started", faults=sorted(settings.faults), shape=settings.shape)
     try:
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:

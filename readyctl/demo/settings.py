@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from readyctl.demo.faults import ENV_FAULTS, FAULTS_ENV, parse_faults
+from readyctl.demo.shapes import DEFAULT_SHAPE, SHAPE_ENV, Shape, get_shape, validate_shape
 
 # name -> (description, example value written to .env.example)
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -73,6 +74,16 @@ class Settings:
     public_url: str = ""
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    shape: str = DEFAULT_SHAPE
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown API shape."""
+        validate_shape(self.shape)
+
+    @property
+    def api_shape(self) -> Shape:
+        """The API shape served (routes and auth conventions)."""
+        return get_shape(self.shape)
 
     def has(self, fault: str) -> bool:
         """Return True when the named fault is switched on."""
@@ -97,6 +108,7 @@ class Settings:
             faults=frozenset(parse_faults(env.get(FAULTS_ENV))),
             ai_latency_ms=int(env.get("READYCTL_DEMO_AI_LATENCY_MS", "50")),
             public_url=env.get("READYCTL_DEMO_PUBLIC_URL", ""),
+            shape=validate_shape(env.get(SHAPE_ENV)),
         )
 
 

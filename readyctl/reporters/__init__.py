@@ -77,6 +77,19 @@ STATUS_WORDS = {
 }
 
 
+def api_rows(data: dict[str, Any]) -> list[dict[str, str]]:
+    """The report's API map as display rows: key, value, source (all formats)."""
+    api = data.get("api") or {}
+    rows = [
+        {"key": str(k), "value": str(v.get("value", "")), "source": str(v.get("source", ""))}
+        for k, v in (api.get("values") or {}).items()
+        if isinstance(v, dict)
+    ]
+    if api.get("openapi"):
+        rows.append({"key": "openapi", "value": str(api["openapi"]), "source": "discovery"})
+    return rows
+
+
 def checklist_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     """The report's checklist as display rows: item, priority, state, detail (all formats)."""
     out = []

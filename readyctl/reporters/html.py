@@ -20,7 +20,7 @@ from markupsafe import Markup
 from readyctl import resource_dir
 from readyctl.redact import MASK, global_redactor, is_secret_name
 from readyctl.report import Report
-from readyctl.reporters import checklist_rows, compared_with, origin_line
+from readyctl.reporters import api_rows, checklist_rows, compared_with, origin_line
 
 FILE_NAME = "readiness.html"
 TEMPLATE = "report.html.j2"
@@ -526,6 +526,7 @@ def context(report: Report) -> dict[str, Any]:
         "cleanup": data.get("cleanup_problems") or [],
         "tool": data.get("tool") or {"name": "readyctl", "version": ""},
         "checklist": checklist_rows(data),
+        "api_map": api_rows(data),
         "checklist_summary": (data.get("checklist") or {}).get("summary") or {},
         "origin": origin_line(data),
         "script": Markup(PRINT_SCRIPT),  # a code constant above, not report data

@@ -10,7 +10,7 @@ from typing import Any
 
 from readyctl.redact import global_redactor
 from readyctl.report import Report
-from readyctl.reporters import checklist_rows, compared_with, origin_line
+from readyctl.reporters import api_rows, checklist_rows, compared_with, origin_line
 
 FILE_NAME = "readiness.md"
 MAX_CELL = 300  # characters of one value in a table cell
@@ -229,6 +229,13 @@ def render(report: Report) -> str:
         ]
         lines.append("")
 
+    api = api_rows(data)
+    if api:
+        lines.append("### API map")
+        lines.append("")
+        rows = [[esc(r["key"]), esc(r["value"], 200), esc(r["source"])] for r in api]
+        lines += _table(["Key", "Value", "Source"], rows)
+        lines.append("")
     checklist = checklist_rows(data)
     if checklist:
         summary = (data.get("checklist") or {}).get("summary") or {}

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from readyctl.redact import global_redactor
 from readyctl.report import Report
-from readyctl.reporters import checklist_rows, compared_with, origin_line
+from readyctl.reporters import api_rows, checklist_rows, compared_with, origin_line
 
 STATUS_STYLE = {
     "pass": ("PASS", "green"),
@@ -116,6 +116,7 @@ def render(
             )
         table.add_section()
     console.print(table)
+    _render_api(data, console)
     _render_checklist(data, console)
 
     counts = data["counts"]
@@ -203,6 +204,21 @@ CHECKLIST_STYLE = {
     "not_applicable": "dim",
     "waived": "magenta",
 }
+
+
+def _render_api(data: dict[str, Any], console: Console) -> None:
+    """The API map the checks used: each value and where it came from."""
+    rows = api_rows(data)
+    if not rows:
+        return
+    red = global_redactor()
+    table = Table(title="API map", title_justify="left", pad_edge=False)
+    table.add_column("Key", no_wrap=True)
+    table.add_column("Value", overflow="fold")
+    table.add_column("Source", no_wrap=True)
+    for row in rows:
+        table.add_row(row["key"], Text(red.text(row["value"])), row["source"])
+    console.print(table)
 
 
 def _render_checklist(data: dict[str, Any], console: Console) -> None:
