@@ -20,8 +20,6 @@ from readyctl.demo.db import DatabaseUnavailable, Pool, PoolTimeout
 from readyctl.demo.settings import Settings
 from readyctl.demo.shapes import Shape
 
-V1 = "/v1"
-
 
 @dataclass
 class DemoState:

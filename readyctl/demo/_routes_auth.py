@@ -340,13 +340,10 @@ async def login(body: LoginIn, request: Request) -> dict[str, Any]:
 
 def _alt_tokens(state: DemoState, pair: dict[str, Any]) -> dict[str, Any]:
     """The alt shapes' token answer (no refresh token where the shape has no refresh)."""
-    answer: dict[str, Any] = {
-        "accessToken": pair["access_token"],
-        "tokenType": "bearer",
-        "expiresIn": pair["expires_in"],
-    }
+    answer: dict[str, Any] = {"accessToken": pair["access_token"]}
     if state.shape.refresh:
         answer["refreshToken"] = pair["refresh_token"]
+    answer.update(tokenType="bearer", expiresIn=pair["expires_in"])
     return answer
 
 
@@ -363,7 +360,9 @@ def _form_login(form: OAuth2PasswordRequestForm) -> LoginIn:
         raise RequestValidationError(errors) from None
 
 
-async def token(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> dict[str, Any]:
+async def issue_token(
+    request: Request, form: OAuth2PasswordRequestForm = Depends()
+) -> dict[str, Any]:
     """OAuth 2.0 password grant: the email as `username` and the password, form-encoded."""
     state = state_of(request)
     return _alt_tokens(state, await authenticate(state, _form_login(form)))
@@ -571,7 +570,7 @@ def build_router(shape: Shape) -> APIRouter:
         r.add(
             "POST",
             "/auth/token",
-            token,
+            issue_token,
             model=TokenOut if shape.refresh else AccessTokenOut,
             summary="Log in (OAuth 2.0 password grant)",
         )
