@@ -389,6 +389,10 @@ class Builder:
     def build(self) -> ApiMap:
         """The resolved map."""
         v = dict(self.values)
+        sources = dict(self.sources)
+        if "docs" not in v and self.openapi_at and self.openapi_at.startswith("/"):
+            v["docs"] = [self.openapi_at]  # where the document was found is a docs path
+            sources["docs"] = OPENAPI
         return ApiMap(
             env_name=self.env_name,
             prefix=v.get("prefix"),
@@ -407,7 +411,7 @@ class Builder:
             docs=tuple(v.get("docs") or ()),
             metrics=v.get("metrics"),
             cors_origin=v.get("cors_origin"),
-            sources=dict(self.sources),
+            sources=sources,
             openapi_at=self.openapi_at,
             notes=tuple(self.notes),
         )
@@ -417,7 +421,8 @@ def _complete(have: LoginSpec, more: LoginSpec) -> LoginSpec:
     """A configured login with the gaps (body, fields, token paths) filled from discovery."""
     if have.path is not None and more.path is not None and have.path != more.path:
         return have
-    update = {
+    update: dict[str, Any] = {"extra": more.extra} if more.extra and not have.extra else {}
+    update |= {
         k: getattr(more, k)
         for k in (
             "path",

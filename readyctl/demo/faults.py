@@ -173,6 +173,14 @@ FAULT_INCIDENTAL: dict[str, list[str]] = {
     "slow-counsel": ["ratelimit.policies"],
 }
 
+# Faults that break nothing on an API shape (there is nothing of theirs to break): the
+# fault matrix leaves them out for that shape.
+SHAPE_NOT_APPLICABLE: dict[str, list[str]] = {
+    "alt": [],
+    "alt-norefresh": ["refresh-reuse"],  # no refresh flow to reuse a token on
+    "alt-noopenapi": ["docs-public"],  # no docs to expose
+}
+
 FAULTS: dict[str, Fault] = {
     f.name: Fault(f.name, f.description, sorted(FAULT_CHECKS.get(f.name, []))) for f in _ALL
 }
