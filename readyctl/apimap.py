@@ -349,6 +349,7 @@ class Builder:
         self.notes: list[str] = []
         self.openapi_at: str | None = None
         self.hidden = False  # no public OpenAPI document: try again with the session
+        self.budget: Any = None  # discovery's time budget, shared by its passes
 
     def add(self, layer: Mapping[str, Any] | ApiConfig | None, source: str) -> None:
         """Fill keys still unset from `layer` (a validated ApiConfig or a raw mapping)."""

@@ -162,12 +162,16 @@ def infer_rules(example: Mapping[str, str]) -> dict[str, EnvRule]:
 
 
 def resolve_env(
-    cfg: EnvConfig, example: Mapping[str, str] | None, example_name: str | None = None
+    cfg: EnvConfig,
+    example: Mapping[str, str] | None,
+    example_name: str | None = None,
+    present: Mapping[str, str] | None = None,
 ) -> tuple[EnvConfig, str]:
     """The effective env rules and where they came from.
 
     readyctl.yaml's `required`/`rules` win; the rest comes from the preset, else from the
-    example file (every documented variable required, rules inferred from names), else none.
+    example file (every documented variable required, rules inferred from names), else from
+    the names of the variables `present` (rules only: nothing says what is required).
     """
     if cfg.preset == "counseling":
         base_required, base_rules = list(COUNSELING_REQUIRED), counseling_rules()
@@ -175,6 +179,9 @@ def resolve_env(
     elif example is not None:
         base_required, base_rules = list(example), infer_rules(example)
         origin = f"inferred from {example_name or '.env.example'}"
+    elif present and cfg.rules is None:  # rules written in readyctl.yaml are the whole set
+        base_required, base_rules = [], infer_rules(present)
+        origin = "inferred from the variables' names (no env.required, preset or .env.example)"
     else:
         base_required, base_rules, origin = [], {}, "none (no env.required, preset or .env.example)"
     if cfg.required is not None or cfg.rules is not None:

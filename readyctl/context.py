@@ -248,7 +248,14 @@ class Context:
                 example = read_env_file(path)
             except Exception:  # a broken example file is env.example_drift's finding
                 example = None
-        resolved = resolve_env(cfg, example, path.name)
+        present: dict[str, str] | None = None
+        env = self.environment
+        if example is None and env.env_file and env.env_source in ("file", "both"):
+            try:
+                present = read_env_file(self.resolve(env.env_file))
+            except Exception:  # unreadable: env_source() reports it
+                present = None
+        resolved = resolve_env(cfg, example, path.name, present)
         with self.state.lock:
             self.state.cache["env_config"] = resolved
         return resolved[0]
@@ -402,8 +409,6 @@ class Context:
             b = self._map_builder()
             try:
                 return discover(b)
-            except (DeadlineExceeded, AuthError):
-                raise
             except Exception as e:  # discovery never takes a check down: the map stays as is
                 b.notes.append(f"discovery stopped: {type(e).__name__}")
                 return b
@@ -423,7 +428,9 @@ class Context:
                 return b
             if not self.environment.base_url:
                 return b
-            found = discovery.anonymous(self, spec)
+            budget = discovery.Budget()
+            b.budget = budget
+            found = discovery.anonymous(self, spec, budget)
             b.notes.extend(found.notes)
             if found.at:
                 b.openapi_at = found.at
@@ -431,7 +438,7 @@ class Context:
             elif found.hidden:
                 b.notes.append("an OpenAPI document answered 401/403 anonymously")
             if "login" not in b.values and "token" not in b.values:
-                meta = discovery.oauth_metadata(self)
+                meta = discovery.oauth_metadata(self, budget)
                 b.notes.extend(meta.notes)
                 if meta.at:
                     b.add(meta.values, apimap.OAUTH_METADATA)
@@ -460,10 +467,12 @@ class Context:
                 if session is not None:
                     try:
                         found = discovery.with_session(
-                            self, spec, session.header, session.header_value
+                            self,
+                            spec,
+                            session.header,
+                            session.header_value,
+                            b.budget or discovery.Budget(),
                         )
-                    except DeadlineExceeded:
-                        raise
                     except Exception as e:  # as in api_public: the map stays as is
                         b.notes.append(f"discovery with the session stopped: {type(e).__name__}")
                     else:

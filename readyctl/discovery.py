@@ -28,6 +28,46 @@ WELL_KNOWN = ("/.well-known/oauth-authorization-server", "/.well-known/openid-co
 DOC_UI_PATHS = ("/docs", "/redoc", "/swagger", "/swagger-ui", "/api/docs", "/api-docs")
 
 
+class Budget:
+    """The time all discovery requests of one run may take together (BUDGET_S)."""
+
+    def __init__(self, seconds: float = BUDGET_S) -> None:
+        self.until = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """Seconds left (never negative)."""
+        return max(0.0, self.until - time.monotonic())
+
+    def request_stop(self) -> float | None:
+        """The monotonic time one request must be done by, or None when the budget is spent."""
+        left = self.left()
+        return None if left < 0.2 else time.monotonic() + min(REQUEST_S, left)
+
+
+def _get(
+    ctx: Context, client: httpx.Client, path: str, headers: dict[str, str], budget: Budget
+) -> httpx.Response | None:
+    """GET `path` within one request's share of the budget (whole exchange, trickles too);
+    None when it failed, timed out or the budget is spent."""
+    import httpx
+
+    from readyctl.errors import DeadlineExceeded
+    from readyctl.httpread import DEADLINE, BodyDeadline, BodyTooLarge
+
+    stop = budget.request_stop()
+    if stop is None or ctx.remaining() <= 0.2:
+        return None
+    try:
+        return client.get(
+            path,
+            headers=headers,
+            timeout=ctx.timeout(stop - time.monotonic()),
+            extensions={DEADLINE: stop},
+        )
+    except (httpx.HTTPError, BodyTooLarge, BodyDeadline, DeadlineExceeded, ValueError):
+        return None
+
+
 @dataclasses.dataclass
 class Found:
     """What one discovery pass learned: map values (ApiConfig keys) and where."""
@@ -84,10 +124,12 @@ def from_file(ctx: Context, spec: str) -> Found:
     return found
 
 
-def from_url(ctx: Context, url: str, headers: dict[str, str] | None = None) -> Found:
+def from_url(
+    ctx: Context, url: str, budget: Budget, headers: dict[str, str] | None = None
+) -> Found:
     """The document at a URL (absolute, or a path on the target)."""
     found = Found()
-    _fetch_doc(ctx, _client(ctx), url, headers or {}, found, time.monotonic() + BUDGET_S)
+    _fetch_doc(ctx, _client(ctx), url, headers or {}, found, budget)
     return found
 
 
@@ -97,80 +139,62 @@ def _fetch_doc(
     where: str,
     headers: dict[str, str],
     found: Found,
-    deadline: float,
+    budget: Budget,
 ) -> bool:
-    import httpx
-
-    from readyctl.httpread import BodyDeadline, BodyTooLarge
-
-    if time.monotonic() >= deadline or ctx.remaining() <= 0:
-        return False
-    try:
-        resp = client.get(
-            where,
-            headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **headers},
-            timeout=ctx.timeout(min(REQUEST_S, max(0.5, deadline - time.monotonic()))),
-        )
-    except (httpx.HTTPError, BodyTooLarge, BodyDeadline):
+    accept = {"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1"}
+    resp = _get(ctx, client, where, {**accept, **headers}, budget)
+    if resp is None:
         return False
     if resp.status_code in (401, 403):
         found.hidden = True
         return False
     if resp.status_code != 200:
         return False
-    ctype = resp.headers.get("content-type", "").lower()
-    if "html" in ctype:
+    if "html" in resp.headers.get("content-type", "").lower():
         return False
     return _parse(resp.content, where, found)
 
 
-def anonymous(ctx: Context, spec: str) -> Found:
+def anonymous(ctx: Context, spec: str, budget: Budget) -> Found:
     """The OpenAPI document as the public sees it (`auto`: the usual places)."""
     from readyctl import openapi
 
     if spec not in ("auto", ""):
         if "://" in spec or spec.startswith("/"):
-            return from_url(ctx, spec)
+            return from_url(ctx, spec, budget)
         return from_file(ctx, spec)
     found = Found()
     client = _client(ctx)
-    deadline = time.monotonic() + BUDGET_S
     for path in openapi.CANDIDATE_PATHS:
-        if _fetch_doc(ctx, client, path, {}, found, deadline):
+        if _fetch_doc(ctx, client, path, {}, found, budget):
             return found
+    if budget.left() < 0.2:
+        found.notes.append(f"discovery stopped after {BUDGET_S:.0f} s (the target answers slowly)")
     return found
 
 
-def with_session(ctx: Context, spec: str, header: str, value: str) -> Found:
+def with_session(ctx: Context, spec: str, header: str, value: str, budget: Budget) -> Found:
     """The usual places (or the configured URL) again, as the logged-in test account."""
     from readyctl import openapi
 
     found = Found()
     client = _client(ctx)
-    deadline = time.monotonic() + BUDGET_S
     paths = openapi.CANDIDATE_PATHS if spec in ("auto", "") else (spec,)
     for path in paths:
-        if _fetch_doc(ctx, client, path, {header: value}, found, deadline):
+        if _fetch_doc(ctx, client, path, {header: value}, found, budget):
             found.notes.append(f"the OpenAPI document at {path} is served only to a session")
             return found
     return found
 
 
-def oauth_metadata(ctx: Context) -> Found:
+def oauth_metadata(ctx: Context, budget: Budget) -> Found:
     """The token endpoint from RFC 8414 server metadata (or OpenID discovery), same origin."""
-    import httpx
-
-    from readyctl.httpread import BodyDeadline, BodyTooLarge
-
     found = Found(source="oauth metadata")
     base = ctx.environment.base_url or ""
     client = ctx.http(timeout=REQUEST_S, max_body=1_000_000)
     for path in WELL_KNOWN:
-        try:
-            resp = client.get(path, headers={"Accept": "application/json"})
-        except (httpx.HTTPError, BodyTooLarge, BodyDeadline):
-            continue
-        if resp.status_code != 200:
+        resp = _get(ctx, client, path, {"Accept": "application/json"}, budget)
+        if resp is None or resp.status_code != 200:
             continue
         try:
             meta = resp.json()

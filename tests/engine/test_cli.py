@@ -16,7 +16,15 @@ from tests.conftest import GOOD_ENV, ROOT
 
 
 def test_env_validate_without_config(readyctl, env_file) -> None:  # type: ignore[no-untyped-def]
+    # no readyctl.yaml and no .env.example: nothing says what is required ...
     f = env_file()
+    r = readyctl("env", "validate", "--env-file", str(f))
+    assert "env.required" in r.out and ".env.example" in r.out, r.both
+    # ... the project's .env.example does
+    documented = "".join(
+        f"{line.split('=')[0]}=\n" for line in GOOD_ENV.splitlines() if "=" in line
+    )
+    f = env_file(example=documented)
     r = readyctl("env", "validate", "--env-file", str(f))
     assert r.code == 0, r.both
     assert "READY" in r.out and "Traceback" not in r.both

@@ -22,6 +22,7 @@ def _setup(tmp_path: Path, env_text: str, waivers: str = "") -> None:
     (tmp_path / "readyctl.yaml").write_text(
         "environments:\n  prod:\n    env_file: .env.production\n    production: true\n"
         "gate: {require: none}\n"
+        "env: {preset: counseling}\n"
         "checks:\n  secrets.no_plain_env: {platform_rendered: true}\n" + waivers
     )
 
