@@ -29,12 +29,20 @@ def settings_rows(model: Any) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _walk(obj: dict[str, Any], defs: dict[str, Any], prefix: str, rows: list[Any]) -> None:
+MAX_SETTINGS_DEPTH = 6  # a recursive type (a JSON value, a policy's `prepare`) stops here
+
+
+def _walk(
+    obj: dict[str, Any], defs: dict[str, Any], prefix: str, rows: list[Any], depth: int = 0
+) -> None:
+    if depth > MAX_SETTINGS_DEPTH:
+        return
     for key, node in obj.get("properties", {}).items():
         default = _default_text(node["default"]) if "default" in node else "required"
         rows.append((prefix + key, _type_text(node, defs), default, node.get("description", "")))
         for suffix, nested in _nested_models(node, defs):
-            _walk(nested, defs, f"{prefix}{key}{suffix}.", rows)
+            if nested is not obj:  # a model containing itself is listed once
+                _walk(nested, defs, f"{prefix}{key}{suffix}.", rows, depth + 1)
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -43,28 +51,32 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _nested_models(
-    node: dict[str, Any], defs: dict[str, Any], suffix: str = ""
+    node: dict[str, Any], defs: dict[str, Any], suffix: str = "", depth: int = 0
 ) -> list[tuple[str, dict[str, Any]]]:
     """Models reachable from `node` through unions and lists, with the key suffix ("[]")."""
     node = _resolve(node, defs)
     if "properties" in node:
         return [(suffix, node)]
     found: list[tuple[str, dict[str, Any]]] = []
+    if depth > MAX_SETTINGS_DEPTH:
+        return found
     for branch in node.get("anyOf", []) + node.get("oneOf", []):
-        found += _nested_models(branch, defs, suffix)
+        found += _nested_models(branch, defs, suffix, depth + 1)
     if isinstance(node.get("items"), dict):
-        found += _nested_models(node["items"], defs, suffix + "[]")
+        found += _nested_models(node["items"], defs, suffix + "[]", depth + 1)
     return found
 
 
-def _type_text(node: dict[str, Any], defs: dict[str, Any]) -> str:
+def _type_text(node: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> str:
     """A short type: `str`, `float (> 0)`, `list[str]`, `"auto" | bool`, `mapping`."""
+    if depth > MAX_SETTINGS_DEPTH:
+        return "any"
     bounds = [f"{word} {_number(node[k])}" for k, word in _BOUNDS if k in node]
-    text = _bare_type(node, defs)
+    text = _bare_type(node, defs, depth)
     return f"{text} ({', '.join(bounds)})" if bounds else text
 
 
-def _bare_type(node: dict[str, Any], defs: dict[str, Any]) -> str:
+def _bare_type(node: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> str:
     node = _resolve(node, defs)
     if "const" in node:
         return json.dumps(node["const"])
@@ -72,16 +84,16 @@ def _bare_type(node: dict[str, Any], defs: dict[str, Any]) -> str:
         return " | ".join(json.dumps(v) for v in node["enum"])
     branches = node.get("anyOf") or node.get("oneOf")
     if branches:
-        parts = [_type_text(b, defs) for b in branches if b.get("type") != "null"]
+        parts = [_type_text(b, defs, depth + 1) for b in branches if b.get("type") != "null"]
         return " | ".join(dict.fromkeys(parts)) or "null"
     kind = node.get("type")
     if kind == "array":
         items = node.get("items")
-        return f"list[{_type_text(items, defs)}]" if isinstance(items, dict) else "list"
+        return f"list[{_type_text(items, defs, depth + 1)}]" if isinstance(items, dict) else "list"
     if kind == "object":
         extra = node.get("additionalProperties")
         if "properties" not in node and isinstance(extra, dict):
-            return f"dict[str, {_type_text(extra, defs)}]"
+            return f"dict[str, {_type_text(extra, defs, depth + 1)}]"
         return "mapping"
     if kind == "string":
         return _FORMATS.get(node.get("format", ""), "str")
