@@ -7,7 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field
-from readyctl.checks.auth._login import credentials, login_request
+from readyctl.checks.auth._login import (
+    credentials,
+    login_request,
+    login_spec,
+    missing_credentials,
+)
 from readyctl.checks.health._http import Answer, TargetError
 
 from readyctl.check import (
@@ -89,7 +94,7 @@ class LoginEnumeration(Check):
     test account with a wrong password; status, JSON keys and messages must match.
 
     Settings: `unknown_username` (default: a random address at the test account's domain).
-    The login request itself comes from the environment's `auth:` settings.
+    The login request itself comes from the API map (api.login: route, body, field names).
     """
 
     meta = CheckMeta(
@@ -119,11 +124,11 @@ class LoginEnumeration(Check):
 
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for the login endpoint."""
-        cfg = ctx.environment.auth
-        subject = f"{cfg.method.upper()} {cfg.path}" if cfg else "login"
+        spec = login_spec(ctx, "the login route whose failures are compared")
+        subject = f"{spec.method.upper()} {spec.path}"
         creds = credentials(ctx)
-        if cfg is None or creds is None:
-            yield self.skipped(subject, "needs login credentials (auth: kind login)")
+        if creds is None:
+            yield self.skipped(subject, missing_credentials(spec))
             return
         try:
             ctx.auth()  # positive control: the known account exists and can log in

@@ -6,11 +6,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 from pydantic import Field
 from readyctl.checks.auth._jwt import Jwt, encode, foreign_key, hmac_verifies, sign
 from readyctl.checks.auth._login import bearer
 from readyctl.checks.health._http import Answer, HttpMethod, TargetError, fetch
 
+from readyctl.apimap import RouteUnknown
 from readyctl.check import (
     Capability,
     Category,
@@ -33,8 +35,10 @@ class Settings(CheckSettings):
     """Settings of auth.jwt_tampering."""
 
     method: HttpMethod = Field("GET", description="method of the protected route")
-    path: str = Field(
-        "/v1/auth/me", description="a protected route that answers 2xx to the test session"
+    path: str | None = Field(
+        None,
+        description="a protected route that answers 2xx to the test session; default: from the "
+        "API map (api.me, else the first of api.lists that refuses anonymous requests)",
     )
     expired_token_var: str = Field(
         "READYCTL_AUTH_EXPIRED_TOKEN",
@@ -55,7 +59,8 @@ class Settings(CheckSettings):
 class JwtTampering(Check):
     """Change one property of the real access token at a time; each must get a 401.
 
-    Settings: `method`/`path` of a protected route (GET /v1/auth/me), `expired_token_var`
+    Settings: `method`/`path` of a protected route (GET; default: from the API map (api.me,
+    else the first of api.lists that refuses an anonymous request)), `expired_token_var`
     (READYCTL_AUTH_EXPIRED_TOKEN: an env variable holding an expired token the target issued),
     `secret_var` (JWT_SECRET: the target's HMAC signing secret in its env file, used to sign an
     expired token when no expired token is given), `expired_by_s` (3600).
@@ -90,7 +95,8 @@ class JwtTampering(Check):
         """Positive control, then one result per tampered property."""
         s: Settings = ctx.settings()
         method = s.method
-        path = s.path
+        client = ctx.http(timeout=10)
+        path = s.path or protected_route(ctx, client)
         route = f"{method} {path}"
         try:
             session = ctx.auth()
@@ -103,7 +109,6 @@ class JwtTampering(Check):
             for subject in SUBJECTS:
                 yield self.skipped(subject, "the access token is not a JWT (opaque token)")
             return
-        client = ctx.http(timeout=10)
 
         def call(tok: str) -> Answer:
             ctx.redactor.add(tok)
@@ -244,6 +249,31 @@ class JwtTampering(Check):
             call(stale),
             route,
         )
+
+
+def protected_route(ctx: Context, client: httpx.Client) -> str:
+    """api.me, else the first of api.lists refusing an anonymous GET (401/403).
+
+    A list that answers anonymously would accept a tampered token too, proving nothing; when
+    no route of the map is known to need a session, RouteUnknown("me").
+    """
+    api = ctx.api()
+    if api.me:
+        return api.me
+    answered: list[str] = []
+    for spec in api.lists:
+        try:
+            r = fetch(ctx, client, "GET", spec.path, budget_s=10)
+        except TargetError as e:
+            answered.append(f"{spec.path}: {e.detail}")
+            continue
+        if r.status in (401, 403):
+            return spec.path
+        answered.append(f"{spec.path} answered {r.status} anonymously")
+    why = "a protected GET route"
+    if answered:
+        why += "; no list of api.lists needs a session (" + "; ".join(answered[:2]) + ")"
+    raise RouteUnknown("me", ctx.env_name, why)
 
 
 def _rank(answer: Answer) -> int:

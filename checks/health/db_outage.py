@@ -27,8 +27,12 @@ POLL_S = 0.25
 class Settings(CheckSettings):
     """Settings of health.db_outage."""
 
-    ready_path: str = Field("/health/ready", description="the readiness probe")
-    live_path: str = Field("/health/live", description="the liveness probe")
+    ready_path: str | None = Field(
+        None, description="the readiness probe (default: from the API map, api.health.ready)"
+    )
+    live_path: str | None = Field(
+        None, description="the liveness probe (default: from the API map, api.health.live)"
+    )
     fail_within_s: float = Field(
         10.0, gt=0, description="readiness must turn non-2xx this soon after the database stops"
     )
@@ -40,7 +44,8 @@ class Settings(CheckSettings):
 class HealthDbOutage(Check):
     """Stop the managed target's database, watch the probes, start it again, watch readiness.
 
-    Settings: `ready_path` (/health/ready), `live_path` (/health/live), `fail_within_s` (10:
+    Settings: `ready_path` and `live_path` (default: from the API map, api.health.ready and
+    api.health.live; unknown: the check skips naming the key), `fail_within_s` (10:
     readiness must turn non-2xx this soon after the database stops), `recover_within_s` (10:
     readiness must be back to 200 this soon after the database starts).
     """
@@ -56,8 +61,8 @@ class HealthDbOutage(Check):
             "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/."
         ),
         remediation=RemediationSpec(
-            text="Make /health/ready run a cheap query (SELECT 1, with a short timeout) and "
-            "answer 503 when it fails; keep /health/live free of dependencies.",
+            text="Make the readiness probe run a cheap query (SELECT 1, with a short timeout) "
+            "and answer 503 when it fails; keep the liveness probe free of dependencies.",
             snippet="try:\n    async with asyncio.timeout(2):\n        await db.execute('SELECT 1')"
             "\nexcept Exception:\n    return JSONResponse({'status': 'not_ready'}, 503)",
             link="https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/",
@@ -76,8 +81,8 @@ class HealthDbOutage(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """Positive control, outage, restart (always), recovery."""
         s: Settings = ctx.settings()
-        ready = s.ready_path
-        live = s.live_path
+        ready = s.ready_path or ctx.api().need("health.ready")
+        live = s.live_path or ctx.api().need("health.live")
         fail_within = s.fail_within_s
         recover_within = s.recover_within_s
         subj_down = f"{ready} during database outage"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Annotated
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import Field
 from readyctl.checks.health._http import Answer, TargetError, fetch
 
+from readyctl.apimap import RouteUnknown
 from readyctl.check import (
     Capability,
     Category,
@@ -24,8 +26,6 @@ from readyctl.context import Context
 from readyctl.redact import clip
 from readyctl.result import Curve, Result
 
-DEFAULT_PATHS = ("/health", "/health/live", "/health/ready")
-
 
 def p95(values: list[float]) -> float:
     """The 95th percentile by nearest rank."""
@@ -36,8 +36,10 @@ def p95(values: list[float]) -> float:
 class Settings(CheckSettings):
     """Settings of health.endpoints."""
 
-    paths: tuple[str, ...] = Field(
-        DEFAULT_PATHS, min_length=1, description="health paths to probe (each on its own)"
+    paths: Annotated[tuple[str, ...], Field(min_length=1)] | None = Field(
+        None,
+        description="health paths to probe, each on its own (default: from the API map, "
+        "api.health.live and api.health.ready)",
     )
     requests: int = Field(20, ge=1, description="GETs per path")
     p95_ms: float = Field(300.0, gt=0, description="fail limit of the p95 latency")
@@ -56,8 +58,9 @@ class Settings(CheckSettings):
 class HealthEndpoints(Check):
     """GET each health path `requests` times; every answer is 200 and the p95 is under the limit.
 
-    Settings (checks: {health.endpoints: {...}}): `paths` (default /health, /health/live,
-    /health/ready), `requests` per path (20), `p95_ms` fail limit (300), `good_ms` (100: the
+    Settings (checks: {health.endpoints: {...}}): `paths` (default: from the API map,
+    api.health.live and api.health.ready; neither known: the check skips naming
+    api.health.ready), `requests` per path (20), `p95_ms` fail limit (300), `good_ms` (100: the
     latency that scores 0.9 on the curve), `warn_ms` (optional warn limit),
     `request_timeout_s` (5), `max_body_bytes` (64000: a probe answer must be small).
     """
@@ -73,9 +76,10 @@ class HealthEndpoints(Check):
             "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/."
         ),
         remediation=RemediationSpec(
-            text="Serve cheap GET /health and /health/live (process up) and /health/ready "
-            "(dependencies reachable) that answer 200 in well under the probe timeout; keep "
-            "them free of auth and heavy queries.",
+            text="Serve cheap liveness (process up) and readiness (dependencies reachable) "
+            "probes, such as GET /health/live and /health/ready, that answer 200 in well under "
+            "the probe timeout; keep them free of auth and heavy queries, and name them in the "
+            "API map (api.health.live, api.health.ready).",
             snippet="@app.get('/health/ready')\nasync def ready():\n"
             "    await db.execute('SELECT 1')\n    return {'status': 'ready'}",
             link="https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/",
@@ -96,7 +100,9 @@ class HealthEndpoints(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per path: status of every answer, then the p95 latency on a curve."""
         s: Settings = ctx.settings()
-        paths = list(s.paths)
+        paths = list(s.paths) if s.paths is not None else ctx.api().public_paths()
+        if not paths:
+            raise RouteUnknown("health.ready", ctx.env_name, "nor health.live")
         n = s.requests
         limit = s.p95_ms
         good = s.good_ms if s.good_ms is not None else min(100.0, limit / 3)

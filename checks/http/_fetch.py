@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
+from readyctl.apimap import ListSpec
 from readyctl.check import CheckSettings
-from readyctl.context import AuthError, AuthSession, Context
+from readyctl.context import AuthError, AuthSession, Context, LoginUnknown
 from readyctl.httpread import DEADLINE, BodyDeadline, read_body
 from readyctl.redact import clip as redact_clip
 from readyctl.result import ErrorReason
@@ -203,12 +204,21 @@ def fetch_answer(
     return r
 
 
+def login_known(ctx: Context) -> bool:
+    """True when the API map says how to get a session (api.login with a route, or api.token)."""
+    api = ctx.api()
+    return api.token is not None or (api.login is not None and api.login.path is not None)
+
+
 def optional_session(ctx: Context) -> tuple[AuthSession | None, str]:
-    """The run's session when auth is configured and works; else None and why not."""
-    if ctx.environment.auth is None:
-        return None, "no auth: configured for this environment"
+    """The run's session when the API map has a login (or token) that works; else None and
+    why not."""
+    if not login_known(ctx):
+        return None, f"no login in the API map (set environments.{ctx.env_name}.api.login)"
     try:
         return ctx.auth(), ""
+    except LoginUnknown:
+        return None, f"no login in the API map (set environments.{ctx.env_name}.api.login)"
     except AuthError as e:
         return None, f"auth.session failed: {e}"
 
@@ -234,9 +244,33 @@ def origin_of(url: str) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
+def page_params(spec: ListSpec, size: int, *, offset: int = 0) -> dict[str, Any]:
+    """The query asking `spec` for `size` rows from `offset`, in the list's own style.
+
+    page/size style (page=1&size=N: the page holding `offset`) or limit/offset style; a list
+    with no size parameter gets none (it serves its default page).
+    """
+    params: dict[str, Any] = {}
+    if spec.size_param:
+        params[spec.size_param] = size
+    if spec.offset_param:
+        if offset:
+            params[spec.offset_param] = offset
+    elif spec.page_param:
+        params[spec.page_param] = offset // max(1, size) + 1
+    return params
+
+
+def list_url(spec: ListSpec, size: int, *, offset: int = 0) -> str:
+    """The list's path with the query of `page_params`."""
+    return with_query(spec.path, **page_params(spec, size, offset=offset))
+
+
 def with_query(path: str, **params: Any) -> str:
     """`path` with query parameters added (existing ones kept)."""
     from urllib.parse import urlencode
 
-    sep = "&" if "?" in path else "?"
-    return path + sep + urlencode({k: v for k, v in params.items() if v is not None})
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    if not query:
+        return path
+    return path + ("&" if "?" in path else "?") + query

@@ -29,7 +29,11 @@ DISCLOSING = ("X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Gene
 class Settings(HttpSettings):
     """Settings of http.banner."""
 
-    paths: Paths = Field(("/health",), description="paths fetched as they are")
+    paths: Paths | None = Field(
+        None,
+        description="paths fetched as they are (default: the public paths of the API map, "
+        'api.health, else "/")',
+    )
     not_found: bool = Field(
         True,
         description="also fetch a random path: error pages often carry the banner the app hides",
@@ -40,7 +44,8 @@ class Banner(Check):
     """No X-Powered-By (or similar) header and no version number in Server.
 
     Settings (`checks: {http.banner: {...}}`):
-    - `paths` (default ["/health"]): fetched as they are.
+    - `paths` (default: the public paths of the API map, api.health, else "/"): fetched as
+      they are.
     - `not_found` (default true): also fetch a random path, since error pages often carry
       the banner the application hides.
     - `request_timeout_s` (default 10): the budget of each request, body included.
@@ -75,7 +80,7 @@ class Banner(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result for Server, one for X-Powered-By, one per other disclosing header."""
         s: Settings = ctx.settings()
-        paths = list(s.paths)
+        paths = list(s.paths) if s.paths is not None else ctx.api().public_paths() or ["/"]
         if s.not_found:
             paths.append(f"/readyctl-banner-{secrets.token_hex(6)}")
         client = ctx.http(timeout=10)

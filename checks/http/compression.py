@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pydantic import Field
-from readyctl.checks.http._fetch import HttpSettings, Paths, ProbeError, clip, fetch_answer
+from readyctl.checks.http._fetch import (
+    HttpSettings,
+    Paths,
+    ProbeError,
+    clip,
+    fetch_answer,
+    list_url,
+)
 
 from readyctl.check import (
     Capability,
@@ -20,13 +27,16 @@ from readyctl.context import Context
 from readyctl.httpread import DECODED_ENCODINGS
 from readyctl.result import ErrorReason, Result
 
+LARGE_PAGE = 100  # rows asked of a list: large enough to deserve compression
+
 
 class Settings(HttpSettings):
     """Settings of http.compression."""
 
-    paths: Paths = Field(
-        ("/v1/counsel/sessions?limit=100",),
-        description="JSON endpoints (fetched with the session) with large responses",
+    paths: Paths | None = Field(
+        None,
+        description="JSON endpoints (fetched with the session) with large responses; default: "
+        "from the API map (the first of api.lists, asked for a page of 100 rows)",
     )
     min_bytes: int = Field(1024, ge=0, description="responses this large must be compressed")
     accept_encoding: str = Field(
@@ -38,9 +48,10 @@ class Compression(Check):
     """GET a large JSON response with Accept-Encoding: gzip, br; expect Content-Encoding.
 
     Settings (`checks: {http.compression: {...}}`):
-    - `paths` (default ["/v1/counsel/sessions?limit=100"]): JSON endpoints (fetched with the
-      session) whose response is larger than `min_bytes`; the demo's test account has 150
-      sessions, so a 100-row page is about 35 KB.
+    - `paths` (default: from the API map (the first of api.lists, asked for a page of 100 rows
+      with its own size parameter)): JSON endpoints (fetched with the session) whose response
+      is larger than `min_bytes`; the demo's test account has 150 sessions, so a 100-row page
+      is about 35 KB.
     - `min_bytes` (default 1024): responses at least this large must be compressed.
     - `accept_encoding` (default "gzip, br").
     - `request_timeout_s` (default 10): the budget of each request, body included.
@@ -74,7 +85,11 @@ class Compression(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per configured path."""
         s: Settings = ctx.settings()
-        paths = s.paths
+        if s.paths is not None:
+            paths = s.paths
+        else:
+            first = ctx.api().need("lists", "a JSON list to ask for a large page")[0]
+            paths = (list_url(first, LARGE_PAGE),)
         min_bytes = s.min_bytes
         accept = s.accept_encoding
         client = ctx.authed_http(timeout=10)
@@ -138,8 +153,8 @@ class Compression(Check):
                 yield self.errored(
                     path,
                     ErrorReason.INCONCLUSIVE,
-                    f"GET {path} is only {size} bytes (under {min_bytes}); configure a larger "
-                    "response in checks.http.compression.paths",
+                    f"GET {path} is only {size} bytes (under {min_bytes}); give a list with "
+                    "more rows (api.lists) or a larger response in checks.http.compression.paths",
                     evidence=evidence,
                 )
                 continue

@@ -8,6 +8,7 @@ from pydantic import Field
 from readyctl.checks.health._http import HttpMethod
 from readyctl.checks.http._fetch import Fetched, HttpSettings, ProbeError, clip, fetch, origin_of
 
+from readyctl.apimap import RouteUnknown
 from readyctl.check import (
     Capability,
     Category,
@@ -38,10 +39,24 @@ def grant(resp: Fetched, origin: str) -> tuple[str | None, bool]:
     return "other", creds
 
 
+def probed_route(ctx: Context) -> str:
+    """api.me, else the first of api.lists; RouteUnknown("me") when the map has neither."""
+    api = ctx.api()
+    if api.me:
+        return api.me
+    if api.lists:
+        return api.lists[0].path
+    raise RouteUnknown("me", ctx.env_name, "a route to send CORS requests to; api.lists works too")
+
+
 class Settings(HttpSettings):
     """Settings of http.cors."""
 
-    path: str = Field("/v1/counsel/sessions", description="the route probed")
+    path: str | None = Field(
+        None,
+        description="the route probed; default: from the API map (api.me, else the first of "
+        "api.lists)",
+    )
     method: HttpMethod = Field("GET", description="the method asked for in the preflight")
     request_headers: str = Field(
         "authorization,content-type",
@@ -49,8 +64,8 @@ class Settings(HttpSettings):
     )
     allowed_origin: str | None = Field(
         None,
-        description="an origin that must be accepted, the positive control (default: the "
-        "origin of WEB_APP_URL in the target's env file)",
+        description="an origin that must be accepted, the positive control; default: from the "
+        "API map (api.cors_origin), else the origin of WEB_APP_URL in the target's env file",
     )
     foreign_origins: tuple[str, ...] | None = Field(
         None,
@@ -66,10 +81,11 @@ class Cors(Check):
     """Preflight and simple requests from foreign origins get no Access-Control-Allow-Origin.
 
     Settings (`checks: {http.cors: {...}}`):
-    - `path` (default "/v1/counsel/sessions"), `method` (default "GET"): the route probed.
+    - `path` (default: from the API map (api.me, else the first of api.lists)), `method`
+      (default "GET"): the route probed.
     - `request_headers` (default "authorization,content-type"): asked for in the preflight.
-    - `allowed_origin`: an origin that must be accepted (the positive control); default the
-      origin of WEB_APP_URL in the target's env file.
+    - `allowed_origin`: an origin that must be accepted (the positive control); default from
+      the API map (api.cors_origin), else the origin of WEB_APP_URL in the target's env file.
     - `foreign_origins` (default ["https://evil.readyctl.invalid", "null"] plus a look-alike
       of the allowed origin): origins that must not be accepted.
     - `enabled` (default true): false when the API serves no browser clients (no CORS at all).
@@ -102,10 +118,14 @@ class Cors(Check):
     Settings = Settings
 
     def _allowed_origin(self, ctx: Context) -> str | None:
-        """The configured allowed origin, else WEB_APP_URL's origin from the env file."""
+        """The configured allowed origin, else the map's api.cors_origin, else WEB_APP_URL's
+        origin from the env file."""
         s: Settings = ctx.settings()
         if s.allowed_origin:
             return origin_of(s.allowed_origin) or s.allowed_origin
+        mapped = ctx.api().cors_origin
+        if mapped:
+            return origin_of(mapped) or mapped
         try:
             values = ctx.env_source().values
         except Exception:
@@ -120,7 +140,7 @@ class Cors(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """Positive control first, then foreign preflights and simple GETs."""
         s: Settings = ctx.settings()
-        path = s.path
+        path = s.path or probed_route(ctx)
         method = s.method
         req_headers = s.request_headers
         enabled = s.enabled
@@ -151,7 +171,8 @@ class Cors(Check):
                 control = self.errored(
                     control_subject,
                     ErrorReason.CONFIG,
-                    "no allowed origin known: set checks.http.cors.allowed_origin or WEB_APP_URL",
+                    f"no allowed origin known: set environments.{ctx.env_name}.api.cors_origin "
+                    "(or checks.http.cors.allowed_origin, or WEB_APP_URL in the env file)",
                 )
             else:
                 r = preflight(allowed)

@@ -31,8 +31,15 @@ from readyctl.check import (
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
 
-DEFAULT_PATHS = ("/api/docs", "/docs", "/redoc", "/openapi.json", "/api/docs-json")
 LOGIN_HINT = re.compile(r"log-?in|sign-?in|auth|sso|oauth", re.IGNORECASE)
+
+
+def doc_paths(ctx: Context) -> list[str]:
+    """The map's docs paths, then the usual documentation UIs and OpenAPI documents."""
+    from readyctl import openapi
+    from readyctl.discovery import DOC_UI_PATHS
+
+    return list(dict.fromkeys([*ctx.api().docs, *DOC_UI_PATHS, *openapi.CANDIDATE_PATHS]))
 
 
 def _digest(r: Fetched) -> str:
@@ -43,16 +50,26 @@ def _digest(r: Fetched) -> str:
 class Settings(HttpSettings):
     """Settings of http.docs_exposure."""
 
-    paths: Paths = Field(DEFAULT_PATHS, description="docs and OpenAPI paths probed anonymously")
-    control_path: str = Field("/health", description="must answer, proving requests reach the app")
+    paths: Paths | None = Field(
+        None,
+        description="docs and OpenAPI paths probed anonymously (default: the API map's api.docs "
+        "plus the usual documentation and OpenAPI places)",
+    )
+    control_path: str | None = Field(
+        None,
+        description="must answer, proving requests reach the app (default: a public path of "
+        'the API map, api.health, else "/")',
+    )
 
 
 class DocsExposure(Check):
     """Anonymous GETs on the docs paths: absent or 401/403 in production; reachable elsewhere.
 
     Settings (`checks: {http.docs_exposure: {...}}`):
-    - `paths` (default /api/docs, /docs, /redoc, /openapi.json, /api/docs-json).
-    - `control_path` (default "/health"): must answer, proving requests reach the app.
+    - `paths` (default: the API map's api.docs, then the usual UI places, readyctl.discovery's
+      DOC_UI_PATHS, and OpenAPI document places, readyctl.openapi's CANDIDATE_PATHS).
+    - `control_path` (default: a public path of the API map, api.health, else "/"): must
+      answer under 400, proving requests reach the app ("/" may answer 404).
     - `request_timeout_s` (default 10): the budget of each request, body included.
 
     Outside production the docs count as reachable when a path answers 2xx anonymously or
@@ -87,17 +104,21 @@ class DocsExposure(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """Production: one result per docs path. Elsewhere: one result, reachable or not."""
         s: Settings = ctx.settings()
-        paths = s.paths
-        control_path = s.control_path
+        paths = list(s.paths) if s.paths is not None else doc_paths(ctx)
+        control_path = s.control_path or next(iter(ctx.api().public_paths()), "/")
         client = ctx.http(timeout=10)
         try:
             control = fetch_answer(ctx, client, "GET", control_path, cap=64_000)
-            if control.status >= 400:
+            # the base URL itself (no public path known) may rightly have nothing to serve: a
+            # 404 there still proves the app answers; an auth wall (401/403) or a 5xx does not
+            root_404 = control_path == "/" and control.status == 404
+            if control.status >= 400 and not root_404:
                 yield self.errored(
                     "*",
                     ErrorReason.INCONCLUSIVE,
                     f"the control path {control_path} answered {control.status}; set "
-                    "checks.http.docs_exposure.control_path to a path that answers",
+                    f"environments.{ctx.env_name}.api.health.live (or "
+                    "checks.http.docs_exposure.control_path) to a path that answers",
                 )
                 return
             random = fetch_answer(

@@ -12,6 +12,7 @@ from pydantic import Field, JsonValue
 from readyctl.checks.health._http import HttpMethod
 from readyctl.checks.http._fetch import Fetched, HttpSettings, ProbeError, clip, fetch
 
+from readyctl.apimap import RouteUnknown
 from readyctl.check import (
     Capability,
     Category,
@@ -84,15 +85,20 @@ def leaks(text: str) -> list[tuple[str, str]]:
 class Settings(HttpSettings):
     """Settings of http.error_hygiene."""
 
-    json_endpoint: str = Field(
-        "/v1/auth/login",
-        description="an endpoint that takes a JSON body (login is safe: a malformed body never "
-        "reaches the handler)",
+    json_endpoint: str | None = Field(
+        None,
+        description="an endpoint that takes a JSON body (default: from the API map, "
+        "api.json_endpoint, else the JSON login api.login: a malformed body never reaches the "
+        "handler)",
     )
-    json_method: HttpMethod = Field("POST", description="method of json_endpoint")
+    json_method: HttpMethod | None = Field(
+        None, description="method of json_endpoint (default: the API map's, else POST)"
+    )
     malformed_body: str = Field('{"broken', description="a body that is not valid JSON")
-    wrong_types_body: JsonValue = Field(
-        {"email": 5, "password": []}, description="valid JSON with the wrong field types"
+    wrong_types_body: JsonValue | None = Field(
+        None,
+        description="valid JSON with the wrong field types (default: the login's username and "
+        'password fields as a number and a list, {"email": 5, "password": []})',
     )
     not_found_prefix: str = Field(
         "/readyctl-404-", description="path of the 404 probe (a random suffix is added)"
@@ -103,10 +109,11 @@ class ErrorHygiene(Check):
     """Provoke a 404 and two validation errors; inspect bodies and compare their shapes.
 
     Settings (`checks: {http.error_hygiene: {...}}`):
-    - `json_endpoint` (default "/v1/auth/login"), `json_method` (default "POST"): an endpoint
-      that takes a JSON body (login is safe: a malformed body never reaches the handler).
-    - `malformed_body` (default '{"broken'), `wrong_types_body` (default
-      {"email": 5, "password": []}).
+    - `json_endpoint`, `json_method` (default: from the API map, api.json_endpoint, else the
+      JSON login api.login; a malformed body never reaches a login's handler). Unknown: the
+      check skips naming api.json_endpoint.
+    - `malformed_body` (default '{"broken'), `wrong_types_body` (default: the login's fields
+      with the wrong types, {"email": 5, "password": []}).
     - `not_found_prefix` (default "/readyctl-404-"): a random suffix is added.
     - `request_timeout_s` (default 10): the budget of each request, body included.
     """
@@ -139,10 +146,8 @@ class ErrorHygiene(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per provoked error, then one for the shared shape."""
         s: Settings = ctx.settings()
-        endpoint = s.json_endpoint
-        method = s.json_method
+        endpoint, method, wrong = self._endpoint(ctx, s)  # RouteUnknown: skipped
         malformed = s.malformed_body.encode()
-        wrong = s.wrong_types_body
         missing = f"{s.not_found_prefix}{secrets.token_hex(6)}"
         client = ctx.http(timeout=10)
         jheaders = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -166,6 +171,31 @@ class ErrorHygiene(Check):
             yield self.errored("*", e.reason, e.detail)
             return
         yield self._shape(shapes)
+
+    @staticmethod
+    def _endpoint(ctx: Context, s: Settings) -> tuple[str, str, JsonValue]:
+        """(path, method, wrong-types body): the settings, else the map's JSON endpoint or login."""
+        if s.json_endpoint is not None:
+            path, method = s.json_endpoint, s.json_method or "POST"
+            login = None
+        else:
+            api = ctx.api()
+            login = api.login if api.login is not None and api.login.path else None
+            if api.json_endpoint is not None:
+                path, method = api.json_endpoint.path, api.json_endpoint.method
+            elif login is not None and (login.body or "json") == "json":
+                path, method = login.path, login.method
+            else:
+                why = "nor a JSON login" if login is None else "the login takes a form"
+                raise RouteUnknown("json_endpoint", ctx.env_name, why)
+            method = s.json_method or method
+        if s.wrong_types_body is not None:
+            return path, method, s.wrong_types_body
+        if login is not None and login.path == path and (login.body or "json") == "json":
+            fields = (login.username_field or "email", login.password_field or "password")
+        else:
+            fields = ("email", "password")
+        return path, method, {fields[0]: 5, fields[1]: []}
 
     def _judge(self, subject: str, r: Fetched, expected: tuple[int, ...]) -> tuple[Result, bool]:
         """The result for one provoked error, and whether its shape counts for the comparison."""
@@ -202,7 +232,7 @@ class ErrorHygiene(Check):
                 f"{r.label} answered {r.status}, not an error"
                 if r.status < 400
                 else f"{r.label} answered {r.status}; the endpoint does not take this request "
-                "(set json_endpoint)"
+                "(set api.json_endpoint, or checks.http.error_hygiene.json_endpoint)"
             )
             return self.errored(subject, ErrorReason.INCONCLUSIVE, why, evidence=evidence), False
         if r.status == 429:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field
@@ -13,9 +14,11 @@ from readyctl.checks.http._fetch import (
     Paths,
     ProbeError,
     fetch_answer,
+    page_params,
     with_query,
 )
 
+from readyctl.apimap import ListSpec
 from readyctl.check import (
     Capability,
     Category,
@@ -75,37 +78,83 @@ def items_of(data: Any, items_path: str | None) -> list[Any] | None:
 class Settings(HttpSettings):
     """Settings of http.pagination."""
 
-    endpoints: Paths = Field(
-        ("/v1/counsel/sessions",), description="list endpoints, fetched with the session"
+    endpoints: Paths | None = Field(
+        None,
+        description="list endpoints, fetched with the session; default: from the API map "
+        "(api.lists)",
     )
     max_page_size: int = Field(100, ge=1, description="the largest page an endpoint may return")
     probe_limit: int = Field(10_000, ge=1, description="the page size asked for")
-    limit_param: str = Field("limit", min_length=1, description="query parameter of the page size")
-    offset_param: str = Field(
-        "offset", min_length=1, description="query parameter of the page offset"
+    limit_param: str | None = Field(
+        None,
+        min_length=1,
+        description="query parameter of the page size; default: from the API map (the list's "
+        'size_param; "limit" for an endpoint the map does not list)',
+    )
+    offset_param: str | None = Field(
+        None,
+        min_length=1,
+        description="query parameter of the page offset; default: from the API map (the list's "
+        'offset_param, else its page_param; "offset" for an endpoint the map does not list)',
     )
     items_path: str | None = Field(
         None,
         min_length=1,
-        description='dotted path of the rows (default: the body if it is a list, else "items", '
-        '"data", "results", ...)',
+        description="dotted path of the rows; default: from the API map (the list's items), else "
+        'the body if it is a list, else "items", "data", "results", ...',
     )
-    total_path: str = Field("total", description="dotted path of the total row count")
+    total_path: str | None = Field(
+        None,
+        description="dotted path of the total row count; default: from the API map (the list's "
+        'total), else "total"',
+    )
+
+
+def lists_of(ctx: Context, s: Settings) -> list[ListSpec]:
+    """The lists to probe: the map's (api.lists), or the configured endpoints, with the
+    settings' parameter names on top; RouteUnknown("lists") when none is known."""
+    mapped = ctx.api().lists
+    if s.endpoints is None:
+        specs = list(mapped) if mapped else list(ctx.api().need("lists", "list endpoints"))
+    else:
+        by_path = {spec.path: spec for spec in mapped}
+        specs = [
+            by_path.get(path) or ListSpec(path=path, size_param="limit", offset_param="offset")
+            for path in s.endpoints
+        ]
+    update = {
+        k: v
+        for k, v in (
+            ("size_param", s.limit_param),
+            ("offset_param", s.offset_param),
+            ("items", s.items_path),
+            ("total", s.total_path),
+        )
+        if v is not None
+    }
+    if s.offset_param is not None:
+        update["page_param"] = None
+    return [spec.model_copy(update=update) if update else spec for spec in specs]
 
 
 class Pagination(Check):
     """Ask each list endpoint for 10,000 rows; expect at most the cap (read-only).
 
-    The positive control needs more rows than the cap to exist (from the response's total,
-    or a non-empty next page); with fewer the result is inconclusive. The demo's test account
-    has 150 sessions, so nothing is created.
+    The lists, their page parameters (limit/offset or page/size style) and where the rows and
+    the total are come from the API map (api.lists); a list without a page-size parameter is
+    fetched as it is. The positive control needs more rows than the cap to exist (from the
+    response's total, or a non-empty next page); with fewer the result is inconclusive. The
+    demo's test account has 150 sessions, so nothing is created.
 
     Settings (`checks: {http.pagination: {...}}`):
-    - `endpoints` (default ["/v1/counsel/sessions"]): list endpoints, fetched with the session.
+    - `endpoints` (default: from the API map (api.lists)): list endpoints, fetched with the
+      session.
     - `max_page_size` (default 100), `probe_limit` (default 10000).
-    - `limit_param` (default "limit"), `offset_param` (default "offset").
-    - `items_path` (default: the body if it is a list, else "items", "data", "results", ...),
-      `total_path` (default "total").
+    - `limit_param`, `offset_param` (default: from the API map (the list's size_param and
+      offset_param or page_param)).
+    - `items_path` (default: from the API map (the list's items, else the body if it is a
+      list, else "items", "data", "results", ...)), `total_path` (default: from the API map
+      (the list's total), else "total").
     - `request_timeout_s` (default 10): the budget of each request, body included.
     """
 
@@ -135,46 +184,49 @@ class Pagination(Check):
     Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
-        """One result per endpoint."""
+        """One result per list endpoint."""
         s: Settings = ctx.settings()
-        endpoints = s.endpoints
+        specs = lists_of(ctx, s)
         client = ctx.authed_http(timeout=15)
-        for path in endpoints:
+        for spec in specs:
             try:
-                yield self._endpoint(ctx, client, path, s)
+                yield self._endpoint(ctx, client, spec, s)
             except ProbeError as e:
-                yield self.errored(path, e.reason, e.detail)
+                yield self.errored(spec.path, e.reason, e.detail)
 
-    def _endpoint(self, ctx: Context, client: httpx.Client, path: str, s: Settings) -> Result:
+    def _endpoint(self, ctx: Context, client: httpx.Client, spec: ListSpec, s: Settings) -> Result:
         """Probe one endpoint."""
+        path = spec.path
         cap = s.max_page_size
         probe = s.probe_limit
-        limit_param = s.limit_param
-        offset_param = s.offset_param
-        items_path = s.items_path
-        total_path = s.total_path
+        items_path = spec.items
+        total_path = spec.total or "total"
 
-        def get(**params: Any) -> Fetched:
+        def get(params: dict[str, Any]) -> Fetched:
             return fetch_answer(ctx, client, "GET", with_query(path, **params), cap=BODY_CAP)
 
-        big = get(**{limit_param: probe})
+        def asked(params: dict[str, Any]) -> str:
+            return urlencode(params) or "its default page (no page-size parameter)"
+
+        big_params = page_params(spec, probe)
+        big = get(big_params)
+        ask = asked(big_params)
         evidence: dict[str, Any] = {"request": big.label, "status": big.status, "cap": cap}
-        if big.status in (400, 422):
+        if big.status in (400, 422) and spec.size_param:
             # rejecting an oversized limit is a cap too; prove the endpoint works at the cap
-            ok = get(**{limit_param: cap})
+            at_cap = page_params(spec, cap)
+            ok = get(at_cap)
             evidence["at_cap_status"] = ok.status
             if 200 <= ok.status < 300:
                 return self.passed(
                     path,
-                    f"{path} rejects {limit_param}={probe} with {big.status} and serves "
-                    f"{limit_param}={cap}",
+                    f"{path} rejects {ask} with {big.status} and serves {asked(at_cap)}",
                     evidence=evidence,
                 )
             return self.errored(
                 path,
                 ErrorReason.INCONCLUSIVE,
-                f"{path} answered {big.status} for {limit_param}={probe} and {ok.status} at "
-                f"the cap",
+                f"{path} answered {big.status} for {ask} and {ok.status} at the cap",
                 evidence=evidence,
             )
         if not 200 <= big.status < 300:
@@ -187,7 +239,7 @@ class Pagination(Check):
         if big.truncated:
             return self.failed(
                 path,
-                f"{path}?{limit_param}={probe} returned more than {BODY_CAP // 1_000_000} MB; "
+                f"{path} returned more than {BODY_CAP // 1_000_000} MB for {ask}; "
                 "the page size is not capped",
                 evidence=evidence,
             )
@@ -197,7 +249,8 @@ class Pagination(Check):
             return self.errored(
                 path,
                 ErrorReason.CONFIG,
-                f"no list of rows found in the {path} response; set items_path",
+                f"no list of rows found in the {path} response; set its items in "
+                f"environments.{ctx.env_name}.api.lists",
                 evidence={**evidence, "body": big.excerpt(200)},
             )
         n = len(rows)
@@ -205,21 +258,25 @@ class Pagination(Check):
         if n > cap:
             return self.failed(
                 path,
-                f"{path} returned {n} rows for {limit_param}={probe}; the cap is {cap}",
+                f"{path} returned {n} rows for {ask}; the cap is {cap}",
                 measured=n,
                 threshold=cap,
                 unit=" rows",
                 evidence=evidence,
             )
         hints = [k for k in PAGE_HINTS if isinstance(data, dict) and k in data]
+        if spec.total and dig(data, spec.total) is not None and spec.total not in hints:
+            hints.append(spec.total)
         if big.headers.get("link"):
             hints.append("Link header")
         evidence["pagination_fields"] = hints
         # positive control: more rows than the cap must exist
         total = dig(data, total_path)
         more = isinstance(total, int) and not isinstance(total, bool) and total > cap
-        if not more and n > 0:
-            nxt = get(**{limit_param: cap, offset_param: n})
+        if not more and n > 0 and (spec.offset_param or spec.page_param):
+            # the next page: offset n (limit/offset), or page 2 of n rows (page/size)
+            size = cap if spec.offset_param else n
+            nxt = get(page_params(spec, size, offset=n))
             nxt_rows = items_of(nxt.json(), items_path) if 200 <= nxt.status < 300 else None
             evidence["next_page_rows"] = len(nxt_rows) if nxt_rows is not None else None
             more = bool(nxt_rows) and nxt_rows != rows
@@ -236,8 +293,8 @@ class Pagination(Check):
         if not hints:
             return self.warned(
                 path,
-                f"{path} caps {limit_param}={probe} at {n} rows but tells the client no way "
-                "to the next page (no next/total/cursor field or Link header)",
+                f"{path} caps {ask} at {n} rows but tells the client no way to the next page "
+                "(no next/total/cursor field or Link header)",
                 measured=n,
                 threshold=cap,
                 unit=" rows",
@@ -245,7 +302,7 @@ class Pagination(Check):
             )
         return self.passed(
             path,
-            f"{path} returned {n} rows for {limit_param}={probe} (cap {cap})",
+            f"{path} returned {n} rows for {ask} (cap {cap})",
             measured=n,
             threshold=cap,
             unit=" rows",

@@ -29,14 +29,22 @@ MAX_HOPS = 5
 class Settings(CheckSettings):
     """Settings of http.reachable."""
 
-    path: str = Field("/health", description="path the probe GETs (relative to base_url)")
+    path: str | None = Field(
+        None,
+        description="path the probe GETs, relative to base_url (default: the API map's "
+        'liveness probe, api.health.live, else "/")',
+    )
     request_timeout_s: float = Field(
         10.0, gt=0, description="budget of the request, headers and body included"
     )
 
 
 class HttpReachable(Check):
-    """A GET on the health path gets an HTTP answer under 500."""
+    """A GET on the liveness path (else the base URL) gets an HTTP answer under 500.
+
+    Settings: `path` (default: the API map's api.health.live, else "/": any HTTP answer
+    under 500, a 404 included, proves the target is reachable), `request_timeout_s` (10).
+    """
 
     meta = CheckMeta(
         id="http.reachable",
@@ -61,15 +69,17 @@ class HttpReachable(Check):
     Settings = Settings
 
     def run(self, ctx: Context) -> Iterator[Result]:
-        """GET `path` (default /health), following same-origin redirects; the body is capped."""
+        """GET `path` (default: the map's liveness probe, else "/"), following same-origin
+        redirects; the body is capped."""
         s: Settings = ctx.settings()
+        path = s.path or ctx.api().health.live or "/"
         base = ctx.environment.base_url or ""
-        label = f"{base}{s.path}"
+        label = f"{base}{path}"
         budget = ctx.timeout(s.request_timeout_s)
         client = ctx.http(timeout=budget)
         t0 = time.perf_counter()
         stop_at = time.monotonic() + budget
-        target: str | httpx.URL = s.path
+        target: str | httpx.URL = path
         chain: list[str] = []  # every URL asked, in order
         status: int | None = None  # set once an answer's headers arrived
         try:

@@ -14,9 +14,12 @@ from readyctl.checks.http._fetch import (
     auth_headers,
     clip,
     fetch_answer,
+    list_url,
+    login_known,
     optional_session,
 )
 
+from readyctl.apimap import ApiMap, RouteUnknown
 from readyctl.check import (
     Capability,
     Category,
@@ -169,16 +172,20 @@ def cookie_problems(set_cookie: str) -> tuple[str, list[str]]:
 class Settings(HttpSettings):
     """Settings of http.security_headers."""
 
-    public_paths: Paths = Field(
-        ("/health",), description="JSON endpoints fetched without a session"
+    public_paths: Paths | None = Field(
+        None,
+        description="JSON endpoints fetched without a session; default: from the API map (the "
+        "health probes, api.health)",
     )
-    auth_paths: Paths = Field(
-        ("/v1/counsel/sessions?limit=1",),
-        description="fetched with the session (when auth is configured); must send no-store",
+    auth_paths: Paths | None = Field(
+        None,
+        description="fetched with the session (when there is one); must send no-store"
+        "; default: from the API map (api.me and the first of api.lists)",
     )
-    html_paths: Paths = Field(
-        ("/api/docs",),
-        description="HTML pages (browser profile, CSP required), with the session if any",
+    html_paths: Paths | None = Field(
+        None,
+        description="HTML pages (browser profile, CSP required), with the session if any"
+        "; default: from the API map (the documentation UI paths among api.docs)",
     )
     warn_under: float = Field(90.0, ge=0, le=100, description="a score below this warns")
     fail_under: float = Field(70.0, ge=0, le=100, description="a score below this fails")
@@ -193,15 +200,40 @@ class Settings(HttpSettings):
         return self
 
 
+def auth_routes(api: ApiMap) -> tuple[str, ...]:
+    """api.me and the first list (asked for one row): the routes answering a session."""
+    paths = [api.me] if api.me else []
+    if api.lists:
+        paths.append(list_url(api.lists[0], 1))
+    return tuple(paths)
+
+
+def docs_ui_paths(docs: tuple[str, ...]) -> tuple[str, ...]:
+    """The documentation UI pages among `docs` (not the JSON or YAML documents)."""
+    out = []
+    for path in docs:
+        last = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+        document = last.endswith((".json", ".yaml", ".yml")) or any(
+            w in last for w in ("json", "yaml", "openapi")
+        )
+        if not document and last != "api-docs":
+            out.append(path)
+    return tuple(out)
+
+
 class SecurityHeaders(Check):
     """Observatory-style header audit of public, authenticated and HTML responses.
 
-    Settings (`checks: {http.security_headers: {...}}`):
-    - `public_paths` (default ["/health"]): JSON endpoints fetched without a session.
-    - `auth_paths` (default ["/v1/counsel/sessions?limit=1"]): fetched with the session
-      when auth is configured; these must also send `Cache-Control: no-store`.
-    - `html_paths` (default ["/api/docs"]): HTML pages (browser profile, CSP required),
-      fetched with the session when there is one.
+    Only routes the API map (or a setting) gives are fetched; a route the map lacks skips its
+    part, naming the key to set. Settings (`checks: {http.security_headers: {...}}`):
+    - `public_paths` (default: from the API map (the health probes, api.health)): JSON
+      endpoints fetched without a session.
+    - `auth_paths` (default: from the API map (api.me and the first of api.lists, one row)):
+      fetched with the session when the map has a login; these must also send
+      `Cache-Control: no-store`.
+    - `html_paths` (default: from the API map (the documentation UI paths among api.docs,
+      not the JSON documents)): HTML pages (browser profile, CSP required), fetched with the
+      session when there is one.
     - `warn_under` (default 90), `fail_under` (default 70): score thresholds.
     - `request_timeout_s` (default 10): the budget of each request, body included.
     """
@@ -260,16 +292,23 @@ class SecurityHeaders(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """Fetch each configured response, grade each header, then the overall score."""
         s: Settings = ctx.settings()
-        public = s.public_paths
-        authed = s.auth_paths
-        html = s.html_paths
+        api = ctx.api()
+        public = s.public_paths if s.public_paths is not None else tuple(api.public_paths())
+        authed = s.auth_paths if s.auth_paths is not None else auth_routes(api)
+        html = s.html_paths if s.html_paths is not None else docs_ui_paths(api.docs)
         warn_under = s.warn_under
         fail_under = s.fail_under
         session, no_session = optional_session(ctx)
+        if not public and not html and not (authed and session is not None):
+            raise RouteUnknown(
+                "health.live",
+                ctx.env_name,
+                "no route to read headers from: set api.health, api.me, api.lists or api.docs",
+            )
         client = ctx.http(timeout=10)
         hits: dict[str, list[str]] = {}
         results: list[Result] = []
-        api: list[Fetched] = []
+        json_answers: list[Fetched] = []
         authed_ok: list[Fetched] = []
         pages: list[Fetched] = []
 
@@ -279,21 +318,24 @@ class SecurityHeaders(Check):
         try:
             for path in public:
                 r = fetch_answer(ctx, client, "GET", path)
-                if r.status >= 500:
+                if r.status >= 500 or r.status == 404:
                     yield self.errored(
                         path, ErrorReason.INCONCLUSIVE, f"GET {path} answered {r.status}"
                     )
                     continue
-                (pages if r.is_html else api).append(r)
+                (pages if r.is_html else json_answers).append(r)
             cache_subject = "Cache-Control (authenticated)"
-            if session is None and ctx.environment.auth is not None:
+            if session is None and login_known(ctx):
                 results.append(self.blocked(cache_subject, no_session))
             elif session is None:
                 results.append(self.skipped(cache_subject, no_session))
+            elif not authed:
+                unknown = RouteUnknown("me", ctx.env_name, "an authenticated route")
+                results.append(self.skipped(cache_subject, unknown.message))
             else:
                 for path in authed:
                     r = fetch_answer(ctx, client, "GET", path, headers=auth_headers(session))
-                    if r.status in (401, 403) or r.status >= 500:
+                    if r.status in (401, 403, 404) or r.status >= 500:
                         results.append(
                             self.errored(
                                 cache_subject,
@@ -303,7 +345,7 @@ class SecurityHeaders(Check):
                             )
                         )
                         continue
-                    (pages if r.is_html else api).append(r)
+                    (pages if r.is_html else json_answers).append(r)
                     authed_ok.append(r)
                 if authed_ok:
                     results.append(self._cache(cache_subject, authed_ok, hit))
@@ -326,7 +368,7 @@ class SecurityHeaders(Check):
             yield self.errored("*", e.reason, e.detail)
             return
 
-        everything = api + pages
+        everything = json_answers + pages
         if not everything:
             yield self.errored("*", ErrorReason.INCONCLUSIVE, "no probed path gave a usable answer")
             return

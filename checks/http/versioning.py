@@ -18,6 +18,7 @@ from readyctl.checks.http._fetch import (
     optional_session,
 )
 
+from readyctl.apimap import RouteUnknown
 from readyctl.check import (
     Capability,
     Category,
@@ -60,6 +61,14 @@ class Deprecated(BaseModel):
         return self
 
 
+def under(prefix: str, path: str) -> str:
+    """`path` relative to `prefix`: a path already under the prefix is not prefixed twice."""
+    path = "/" + path.lstrip("/")
+    if prefix and prefix != "/" and (path == prefix or path.startswith(prefix + "/")):
+        path = path[len(prefix) :] or "/"
+    return path
+
+
 def _prefix_only(value: Any) -> Any:
     """A deprecated version given as a plain value is its prefix."""
     return value if isinstance(value, dict | Deprecated) else {"prefix": value}
@@ -78,13 +87,20 @@ class Settings(HttpSettings):
 
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
-    prefix: str = Field("/v1", description="version prefix of the known route")
-    route: str = Field(
-        "/counsel/sessions",
-        description="a known route under the prefix (fetched with the session when auth is "
-        "configured)",
+    prefix: str | None = Field(
+        None,
+        description="version prefix of the known route; default: from the API map (api.prefix)",
     )
-    unknown_prefix: str = Field("/v99", description="a version prefix that must not exist")
+    route: str | None = Field(
+        None,
+        description="a known route, with or without the prefix (fetched with the session when "
+        "the map has a login); default: from the API map (the first of api.lists, else api.me)",
+    )
+    unknown_prefix: str = Field(
+        "v99",
+        description="a version prefix that must not exist (one segment replaces the prefix's "
+        "last one: /api/v1 -> /api/v99)",
+    )
     header: str | None = Field(
         None,
         min_length=1,
@@ -104,8 +120,11 @@ class Versioning(Check):
     """Probe a known route with its version, without it, and with an unknown version.
 
     Settings (`checks: {http.versioning: {...}}`):
-    - `prefix` (default "/v1"), `route` (default "/counsel/sessions", under the prefix; fetched
-      with the session when auth is configured), `unknown_prefix` (default "/v99").
+    - `prefix` (default: from the API map (api.prefix)), `route` (default: from the API map
+      (the first of api.lists, else api.me); a route already under the prefix is not prefixed
+      again; fetched with the session when the map has a login), `unknown_prefix` (default
+      "v99"; one segment replaces the prefix's last one: /api/v1 -> /api/v99, and the bare
+      route is /api/items).
     - `header` (default none): set it (e.g. "API-Version") when versions are chosen by a
       header; then `version` (default "1") and `unknown_version` (default "99") are used.
     - `deprecated` (default []): [{prefix: /v0, sunset: 2026-06-30}] (or {version: "0", ...}
@@ -145,7 +164,21 @@ class Versioning(Check):
         """Positive control (the known version answers) first, then the negative probes."""
         s: Settings = ctx.settings()
         header = s.header
-        route = "/" + s.route.lstrip("/")
+        api = ctx.api()
+        mapped = api.lists[0].path if api.lists else api.me
+        if header:
+            prefix = ""
+            if s.route is None and mapped is None:
+                raise RouteUnknown("lists", ctx.env_name, "a known route to version (or api.me)")
+            route = "/" + (s.route or mapped or "").lstrip("/")
+        else:
+            raw_prefix = s.prefix if s.prefix is not None else api.need("prefix")
+            if not raw_prefix.strip("/"):
+                raise RouteUnknown("prefix", ctx.env_name, f"{raw_prefix!r} is no version prefix")
+            prefix = "/" + raw_prefix.strip("/")
+            if s.route is None and mapped is None:
+                raise RouteUnknown("lists", ctx.env_name, "a known route to version (or api.me)")
+            route = under(prefix, s.route or mapped or "")
         session, _ = optional_session(ctx)
         base_headers = auth_headers(session)
         client = ctx.http(timeout=10)
@@ -173,15 +206,18 @@ class Versioning(Check):
                     session is not None,
                 )
             else:
-                prefix = "/" + s.prefix.strip("/")
+                # /api/v1: the version is the last segment, /api stays (/api/items, /api/v99)
+                base = prefix.rsplit("/", 1)[0]
                 unknown_prefix = "/" + s.unknown_prefix.strip("/")
+                if "/" not in unknown_prefix[1:]:
+                    unknown_prefix = base + unknown_prefix
                 known = get(prefix + route)
                 subject = f"version prefix {prefix}"
                 control = self._control(subject, known, session is not None)
                 if control is not None:
                     yield control
                     return
-                yield self._bare(subject, known, get(route), session is not None)
+                yield self._bare(subject, known, get(base + route), session is not None)
                 yield self._unknown(
                     f"unknown version {unknown_prefix}",
                     get(unknown_prefix + route),
@@ -202,8 +238,8 @@ class Versioning(Check):
             return self.errored(
                 subject,
                 ErrorReason.INCONCLUSIVE,
-                f"the known route {known.label} answered {known.status}; set "
-                "checks.http.versioning.route to a route that exists",
+                f"the known route {known.label} answered {known.status}; fix the API map "
+                "(api.lists, api.prefix) or set checks.http.versioning.route",
             )
         if authed and known.status in (401, 403):
             return self.errored(

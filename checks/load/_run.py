@@ -15,8 +15,9 @@ from typing import Annotated, Any
 import httpx
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError
 
+from readyctl.apimap import ListSpec, LoginSpec, RouteUnknown
 from readyctl.check import CheckSettings
-from readyctl.context import LOGIN_MAX_BODY, Context
+from readyctl.context import LOGIN_MAX_BODY, Context, login_body, token_paths
 from readyctl.httpread import BodyTooLarge
 from readyctl.loadrun import (
     MAX_DURATION_S,
@@ -33,60 +34,10 @@ CACHE_KEY = "load.stats"
 DEFAULT_DURATION_S = 8.0
 DEFAULT_SPAWN_RATE = 50.0
 
-MESSAGE = "Work has been stressful this week and I would like to talk it through."
-DEFAULT_PROFILES: tuple[dict[str, Any], ...] = (
-    {
-        # seed item 6: 100 concurrent users on the counsel flow, AI latency included
-        "name": "counsel",
-        "users": 100,
-        "think_time_s": [1.0, 2.0],
-        "on_start": [
-            {
-                "method": "POST",
-                "path": "/v1/counsel/sessions",
-                "json": {"title": "readyctl load"},
-                "expect": [201],
-                "capture": {"session_id": "id"},
-            }
-        ],
-        "tasks": [
-            {
-                "weight": 4,
-                "method": "POST",
-                "path": "/v1/counsel/sessions/{session_id}/messages",
-                "json": {"content": MESSAGE},
-                "expect": [201],
-            },
-            {"weight": 1, "method": "GET", "path": "/v1/counsel/sessions/{session_id}"},
-            {"weight": 1, "method": "GET", "path": "/v1/counsel/sessions?limit=20"},
-        ],
-    },
-    {
-        # seed item 6: 1000 sessions an hour, constant pacing, an hour compressed 36x
-        "name": "sessions",
-        "users": 10,
-        "arrival": {"sessions_per_hour": 1000, "time_scale": 36},
-        "tasks": [
-            {
-                "steps": [
-                    {
-                        "method": "POST",
-                        "path": "/v1/counsel/sessions",
-                        "json": {"title": "readyctl arrival"},
-                        "expect": [201],
-                        "capture": {"session_id": "id"},
-                    },
-                    {
-                        "method": "POST",
-                        "path": "/v1/counsel/sessions/{session_id}/messages",
-                        "json": {"content": MESSAGE},
-                        "expect": [201],
-                    },
-                ]
-            }
-        ],
-    },
-)
+# with no profiles configured: a read-only mix derived from the API map, this many users
+# (the `users` setting scales it), each list's first page of this size
+DERIVED_USERS = 10
+DERIVED_PAGE_SIZE = 20
 
 
 def _dig(data: Any, path: str) -> Any:
@@ -204,10 +155,10 @@ class LoadSettings(CheckSettings):
     """The load run's settings, under load.thresholds (load.regression shares the run)."""
 
     profiles: tuple[LoadProfile, ...] = Field(
-        DEFAULT_PROFILES,
-        validate_default=True,
-        description="user classes (default: 100 users on the counsel flow plus 1000 "
-        "sessions/hour compressed 36x)",
+        (),
+        description="user classes (default: a read-only mix derived from the API map: GET the "
+        "first page of each api.lists route and api.me, 10 users; the managed demo brings its "
+        "counsel flow)",
     )
     users: int | None = Field(
         None,
@@ -382,10 +333,9 @@ def _users_file(ctx: Context, path: str) -> list[tuple[str, str]]:
     return out
 
 
-def credentials(ctx: Context, s: LoadSettings) -> list[tuple[str, str]]:
+def credentials(ctx: Context, s: LoadSettings, login: LoginSpec) -> list[tuple[str, str]]:
     """Seeded users to log in up front (the managed demo's, a users file, or the test account)."""
-    auth = ctx.environment.auth
-    me = ctx.environ.get(auth.username_var if auth else "READYCTL_AUTH_USERNAME", "")
+    me = ctx.environ.get(login.username_var, "")
     if s.users_file:
         creds = _users_file(ctx, s.users_file)
     elif ctx.managed is not None and getattr(ctx.managed, "users", None):
@@ -399,7 +349,7 @@ def credentials(ctx: Context, s: LoadSettings) -> list[tuple[str, str]]:
         # leave the run's own test account to the other checks (its counsel budget)
         creds = [c for c in creds if c[0] != me] or creds
     else:
-        password = ctx.environ.get(auth.password_var if auth else "READYCTL_AUTH_PASSWORD", "")
+        password = ctx.environ.get(login.password_var, "")
         creds = [(me, password)] if me and password else []
     for _, password in creds:
         ctx.redactor.add(password)
@@ -417,29 +367,32 @@ def logins_needed(profiles: Sequence[Mapping[str, Any]], duration_s: float, s: L
 
 
 def login_all(
-    ctx: Context, creds: Sequence[tuple[str, str]], workers: int = 8
+    ctx: Context, login: LoginSpec, creds: Sequence[tuple[str, str]], workers: int = 8
 ) -> tuple[list[str], list[str]]:
-    """Log the users in (in parallel); tokens and one line per failure."""
-    auth = ctx.environment.auth
-    if auth is None:
-        raise LoadConfigError("logging in load users needs auth: on the environment")
+    """Log the users in at the API map's login route (in parallel); tokens and one line per
+    failure."""
+    path = login.path
+    assert path is not None
+    form = (login.body or "json") == "form"
     client = ctx.http(timeout=30, max_body=LOGIN_MAX_BODY)
 
     def one(cred: tuple[str, str]) -> str:
         user, password = cred
-        body = {auth.username_field: user, auth.password_field: password}
-        if auth.body_format == "json":
-            resp = client.request(auth.method, auth.path, json=body, timeout=ctx.timeout(30))
+        body = login_body(login, user, password)
+        if form:
+            resp = client.request(login.method, path, data=body, timeout=ctx.timeout(30))
         else:
-            resp = client.request(auth.method, auth.path, data=body, timeout=ctx.timeout(30))
+            resp = client.request(login.method, path, json=body, timeout=ctx.timeout(30))
         if resp.status_code >= 400:
             raise LoadRunError(f"login of {user} answered {resp.status_code}")
         try:
-            token = _dig(resp.json(), auth.token_path)
+            data = resp.json()
         except ValueError:
-            token = None
+            data = None
+        where, _ = token_paths(login, data)
+        token = _dig(data, where) if where else None
         if not isinstance(token, str) or not token:
-            raise LoadRunError(f"login of {user} returned no token at {auth.token_path!r}")
+            raise LoadRunError(f"login of {user} returned no token at {where or 'any token key'!r}")
         ctx.redactor.add(token)
         return token
 
@@ -454,6 +407,31 @@ def login_all(
             except httpx.HTTPError as e:
                 problems.append(type(e).__name__)
     return tokens, problems
+
+
+# -- the profiles readyctl derives from the API map ---------------------------------------------
+def first_page(spec: ListSpec, size: int = DERIVED_PAGE_SIZE) -> str:
+    """A list route's first page (the server's default page, `size` rows when it takes a size)."""
+    return f"{spec.path}?{spec.size_param}={size}" if spec.size_param else spec.path
+
+
+def derived_profiles(ctx: Context, session: bool) -> list[dict[str, Any]]:
+    """A read-only mix from the API map: GET each list's first page and the current user.
+
+    Raises RouteUnknown("lists") when the map has neither: readyctl does not guess what to load.
+    """
+    api = ctx.api()
+    tasks: list[dict[str, Any]] = [
+        {"method": "GET", "path": first_page(spec), "auth": session}
+        for spec in api.lists
+        if "{" not in spec.path  # a path parameter readyctl has no value for
+    ]
+    if api.me and session:
+        tasks.append({"method": "GET", "path": api.me, "auth": True})
+    if not tasks:
+        why = "nor me" if session else "and no session for me"
+        raise RouteUnknown("lists", ctx.env_name, f"{why}: nothing to load read-only")
+    return [{"name": "read", "users": DERIVED_USERS, "think_time_s": [1.0, 2.0], "tasks": tasks}]
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -479,18 +457,25 @@ def build_plan(ctx: Context, s: LoadSettings) -> tuple[LoadPlan, dict[str, Any],
     if users is not None and not 1 <= users <= min(max_users, MAX_USERS):
         raise LoadConfigError(f"users must be between 1 and {min(max_users, MAX_USERS)}")
     locustfile = s.locustfile
+    api = ctx.api()
     profiles: list[dict[str, Any]] = []
     expected: float | None = None
     if locustfile:
         total = users or 10
         needs_login = bool(s.login)
     else:
-        profiles = normalize_profiles(s.profiles or DEFAULT_PROFILES, users)
+        raw: Sequence[LoadProfile | Mapping[str, Any]] = s.profiles
+        needs_login = s.login is not False
+        if not raw:
+            # no profiles: the map's read-only mix, with the session when there is a login
+            has_login = api.token is not None or (api.login is not None and bool(api.login.path))
+            needs_login = needs_login and (has_login or s.login is True)
+            raw = derived_profiles(ctx, session=needs_login)
+        profiles = normalize_profiles(raw, users)
         total = profile_users(profiles)
         if total > max_users:
             raise LoadConfigError(f"the profiles ask for {total} users, more than max_users")
         expected = expected_rps(profiles)
-        needs_login = s.login is not False
     tokens: list[str] = []
     info: dict[str, Any] = {
         "users": total,
@@ -510,22 +495,25 @@ def build_plan(ctx: Context, s: LoadSettings) -> tuple[LoadPlan, dict[str, Any],
             }
             for p in profiles
         }
-    auth = env.auth
-    if needs_login and auth is not None and auth.kind == "token":
-        token = ctx.environ.get(auth.token_var or "READYCTL_AUTH_TOKEN", "")
+    if needs_login and api.token is not None:
+        token = ctx.environ.get(api.token.var, "")
         if not token:
-            raise LoadConfigError("auth kind token: the token variable is not set")
+            raise LoadConfigError(f"the API map's token variable {api.token.var} is not set")
         ctx.redactor.add(token)
         tokens = [token]
     elif needs_login:
-        creds = credentials(ctx, s)
+        login = api.login
+        if login is None or not login.path:
+            raise RouteUnknown("login", ctx.env_name, "to log the load users in")
+        creds = credentials(ctx, s, login)
         if not creds:
             raise LoadConfigError(
-                "no users to log in: set users_file, or the test account variables"
+                "no users to log in: set users_file, or the test account variables "
+                f"({login.username_var}, {login.password_var})"
             )
         wanted = logins_needed(profiles, duration, s) if profiles else min(len(creds), 10)
         t0 = time.monotonic()
-        tokens, problems = login_all(ctx, creds[: max(1, wanted)])
+        tokens, problems = login_all(ctx, login, creds[: max(1, wanted)])
         info["logins"] = len(tokens)
         info["login_s"] = round(time.monotonic() - t0, 2)
         if problems:
@@ -542,8 +530,8 @@ def build_plan(ctx: Context, s: LoadSettings) -> tuple[LoadPlan, dict[str, Any],
         profiles=profiles,
         locustfile=ctx.resolve(locustfile) if locustfile else None,
         tokens=tokens,
-        auth_header=auth.header if auth else "Authorization",
-        auth_scheme=auth.scheme if auth else "Bearer",
+        auth_header=api.header,
+        auth_scheme=api.scheme,
         ca_bundle=str(ctx.resolve(env.ca_bundle)) if env.ca_bundle else None,
         workers=workers,
         master_host=master_host,

@@ -157,9 +157,11 @@ class LoadThresholds(Check):
 
     Settings: `profiles` (list of {name, users, think_time_s [min, max] or arrival
     {sessions_per_hour, time_scale}, on_start, tasks [{weight, method, path, json, expect,
-    capture} or {weight, steps: [...]}]}; paths take {captured} fields; default: 100 users on
-    the counsel flow plus 1000 sessions/hour compressed 36x), `users` (scale the profiles to
-    this total), `spawn_rate` (50/s), `duration` (8 s), `max_users` (1000), `workers` (0:
+    capture} or {weight, steps: [...]}]}; paths take {captured} fields; default: a read-only
+    mix derived from the API map, GET the first page of each api.lists route and api.me with
+    the session, 10 users; a map with neither skips naming api.lists; the managed demo's
+    default shape brings its counsel flow), `users` (scale the profiles to this total),
+    `spawn_rate` (50/s), `duration` (8 s), `max_users` (1000), `workers` (0:
     one locust process; N: a local master and N workers), `master_host`/`master_port` (join an
     existing locust master with `workers` local workers instead; the master runs the same
     locustfile and decides users and run time, `duration` bounds how long readyctl waits;
@@ -189,7 +191,7 @@ class LoadThresholds(Check):
             "(queries, pool size, upstream timeouts), or adjust a threshold that is wrong.",
             snippet="checks:\n  load.thresholds:\n    duration: 30s\n    thresholds:\n"
             "      overall: {p95_ms: 800, error_rate: '1%'}\n"
-            "      'POST /v1/counsel/sessions/{session_id}/messages': {p95_ms: 2000}",
+            "      'POST /v1/orders/{order_id}/items': {p95_ms: 2000}",
             link="https://docs.locust.io/en/stable/configuration.html",
         ),
         category=Category.LOAD,

@@ -110,13 +110,17 @@ class Exposition:
 class Settings(CheckSettings):
     """Settings of observability.metrics."""
 
-    path: str = Field("/metrics", description="path of the metrics endpoint")
+    path: str | None = Field(
+        None, description="path of the metrics endpoint (default: from the API map, api.metrics)"
+    )
     auth: bool = Field(False, description="send the run's test session with the scrape")
     token_var: str | None = Field(
         None, description="environment variable holding a bearer token for the endpoint"
     )
     warmup_path: str | None = Field(
-        "/health", description="path requested once before the scrape (null: none)"
+        None,
+        description="path requested once before the scrape (default: a public path of the API "
+        'map, api.health, none when it has none; "" : none)',
     )
     request_timeout_s: float = Field(20.0, gt=0, description="seconds the scrape may take")
 
@@ -124,9 +128,10 @@ class Settings(CheckSettings):
 class MetricsEndpoint(Check):
     """Scrape the metrics endpoint once (after one warm-up request) and read what it exposes.
 
-    Settings: `path` (/metrics), `auth` (false: send the run's session), `token_var` (an env
-    variable with a bearer token for the endpoint), `warmup_path` (/health),
-    `request_timeout_s` (20).
+    Settings: `path` (default: from the API map, api.metrics; unknown: the check skips naming
+    it), `auth` (false: send the run's session), `token_var` (an env variable with a bearer
+    token for the endpoint), `warmup_path` (default: a public path of the API map, none when
+    it has none; "" for none), `request_timeout_s` (20).
     """
 
     meta = CheckMeta(
@@ -159,8 +164,10 @@ class MetricsEndpoint(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """Three results: request counts, latency histogram, errors by route."""
         s: Settings = ctx.settings()
-        path = s.path
+        path = s.path or ctx.api().need("metrics")
         warmup = s.warmup_path
+        if warmup is None:
+            warmup = next(iter(ctx.api().public_paths()), None)
         budget = s.request_timeout_s
         headers: dict[str, str] = {}
         token_var = s.token_var

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
-from readyctl.checks.auth._login import credentials
+from readyctl.checks.auth._login import credentials, login_spec, missing_credentials
 from readyctl.checks.health._http import TargetError
 from readyctl.checks.ratelimit._request import ProbeRequest, RequestSpec, run_prepare
 
@@ -26,26 +26,26 @@ from readyctl.check import (
     Safety,
     Severity,
 )
-from readyctl.context import AuthError, Context
+from readyctl.context import AuthError, Context, login_body
 from readyctl.result import ErrorReason, Result
 
 SUBJECTS = ("in-flight requests", "new connections", "exit")
 
 
-def default_request(ctx: Context) -> dict[str, Any] | None:
-    """The login of the environment's `auth:` settings, or None without login credentials.
+def default_request(ctx: Context) -> dict[str, Any]:
+    """The map's login (api.login) as a templated request; RouteUnknown("login") without one.
 
     A login is slow by design (a password hash per request), is not rate limited on the demo
     and does not depend on the counsel budget or error rate other checks and faults touch.
     """
-    cfg = ctx.environment.auth
-    if cfg is None or cfg.kind != "login" or credentials(ctx) is None:
-        return None
-    form = cfg.body_format == "form"
+    spec = login_spec(
+        ctx, "the slow request held in flight; or set checks.ops.graceful_shutdown.request"
+    )
+    form = (spec.body or "json") == "form"
     return {
-        "method": cfg.method,
-        "path": cfg.path,
-        "body": {cfg.username_field: "{username}", cfg.password_field: "{password}"},
+        "method": spec.method,
+        "path": spec.path,
+        "body": login_body(spec, "{username}", "{password}"),
         "content_type": "application/x-www-form-urlencoded" if form else "application/json",
     }
 
@@ -78,8 +78,8 @@ class Settings(CheckSettings):
     requests: int = Field(10, ge=1, description="slow requests held in flight across SIGTERM")
     request: ProbeRequest | None = Field(
         None,
-        description="the request to hold (templates may use {username} and {password}; "
-        "default: the environment's login)",
+        description="the request to hold (templates may use {username} and {password}); "
+        "default: from the API map (the login, api.login)",
     )
     settle_s: float = Field(
         0.3, ge=0, description="seconds between the last request starting and SIGTERM"
@@ -102,8 +102,8 @@ class GracefulShutdown(Check):
     started every request before SIGTERM and can finish them only after it; then the server
     does the real work (by default a login: a password hash each). Settings: `requests` (10),
     `request` (method, path, body, auth, prepare, content_type: like a ratelimit policy;
-    templates may use {username} and {password} of the test account; default: the
-    environment's login), `settle_s` (0.3 s between the last request starting and SIGTERM),
+    templates may use {username} and {password} of the test account; default: from the API
+    map: the login api.login), `settle_s` (0.3 s between the last request starting and SIGTERM),
     `hold_s` (0.5 s the requests stay in flight after SIGTERM), `refuse_within_s` (5),
     `grace_s` (30: the grace period the orchestrator gives before SIGKILL).
     """
@@ -146,13 +146,9 @@ class GracefulShutdown(Check):
         refuse_within = s.refuse_within_s
         grace = s.grace_s
         raw = s.request or default_request(ctx)
-        if raw is None:
+        if s.request is None and credentials(ctx) is None:
             for subject in SUBJECTS:
-                yield self.skipped(
-                    subject,
-                    "no slow request to hold in flight: configure `request`, or login "
-                    "credentials under auth:",
-                )
+                yield self.skipped(subject, missing_credentials(login_spec(ctx)))
             return
         try:
             spec = RequestSpec.parse(raw)

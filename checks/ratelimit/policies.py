@@ -30,44 +30,10 @@ from readyctl.check import (
     Safety,
     Severity,
 )
-from readyctl.context import AuthError, Context
+from readyctl.context import AuthError, Context, LoginUnknown
 from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
-DEFAULT_POLICIES: tuple[dict[str, Any], ...] = (
-    {
-        "method": "POST",
-        "path": "/v1/auth/register",
-        "limit": 5,
-        "window": "1m",
-        "body": {
-            "email": "readyctl-rl-{run}-{n}@example.com",
-            "password": "Readyctl-probe-{run}",
-            "display_name": "readyctl rate-limit probe",
-        },
-    },
-    {
-        "method": "POST",
-        "path": "/v1/auth/password-reset/request",
-        "limit": 10,
-        "window": "1h",
-        "body": {"email": "readyctl-rl-{run}-{n}@example.com"},
-    },
-    {
-        "method": "POST",
-        "path": "/v1/counsel/sessions/{prepared.id}/messages",
-        "limit": 100,
-        "window": "1m",
-        "auth": True,
-        "prepare": {
-            "method": "POST",
-            "path": "/v1/counsel/sessions",
-            "body": {"title": "readyctl rate-limit probe"},
-            "auth": True,
-        },
-        "body": {"content": "readyctl rate-limit probe message {n}"},
-    },
-)
 LIMIT_HEADERS = (
     "Retry-After",
     "RateLimit",
@@ -136,10 +102,9 @@ class Settings(CheckSettings):
     """Settings of ratelimit.policies."""
 
     policies: tuple[RateLimitPolicy, ...] = Field(
-        DEFAULT_POLICIES,
-        validate_default=True,
-        description="endpoints and their limits (default: the counseling API's register 5/1m, "
-        "password reset 10/1h, counsel messages 100/1m per user)",
+        (),
+        description="endpoints and their limits (default: none, the check skips: a limit is "
+        "the API's own policy and cannot be guessed; the managed demo brings its own)",
     )
     concurrency: int = Field(10, ge=1, description="requests in flight at once")
     max_wait_s: float = Field(
@@ -155,10 +120,12 @@ class RateLimitPolicies(Check):
     content_type, headers, accept_statuses}. `accept_statuses` lists the endpoint's normal
     answers (default: any non-429 answer under 500, with at least one 2xx). `body` and `path`
     are templates: jinja2 (`{{ n }}`) or the simple form, `{n}` the request counter, `{run}`
-    random per run, `{prepared.id}` from the JSON answer of the `prepare` request. Defaults
-    mirror the counseling API: register 5/1m, password reset 10/1h, counsel messages 100/1m
-    per user. `concurrency` (10) requests in flight; `max_wait_s` (0) to wait out a budget
-    that other traffic already spent; `request_timeout_s` (15) per request.
+    random per run, `{prepared.id}` from the JSON answer of the `prepare` request. No default:
+    without policies the check skips naming `checks.ratelimit.policies.policies` (readyctl
+    never invents a limit, not even for a known login route; the managed demo's default shape
+    brings its register, password-reset and counsel-message limits from
+    readyctl/demo/profile.py). `concurrency` (10) requests in flight; `max_wait_s` (0) to wait
+    out a budget that other traffic already spent; `request_timeout_s` (15) per request.
     """
 
     meta = CheckMeta(
@@ -192,6 +159,14 @@ class RateLimitPolicies(Check):
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per policy."""
         s: Settings = ctx.settings()
+        if not s.policies:
+            yield self.skipped(
+                "*",
+                "no rate-limit policies configured: list each limited endpoint with its limit "
+                "and window under checks.ratelimit.policies.policies (readyctl does not guess "
+                "an API's limits)",
+            )
+            return
         concurrency = s.concurrency
         max_wait = s.max_wait_s
         self._budget = s.request_timeout_s
@@ -216,10 +191,10 @@ class RateLimitPolicies(Check):
         """A client, authenticated when the policy says so (or the skip/blocked result)."""
         if not spec.auth:
             return ctx.http(timeout=15)
-        if ctx.environment.auth is None:
-            return self.skipped(spec.subject, "the policy needs auth and no auth: is configured")
         try:
             return ctx.authed_http(timeout=15)
+        except LoginUnknown as e:
+            return self.skipped(spec.subject, f"the policy needs a session: {e}")
         except AuthError as e:
             return self.blocked(spec.subject, f"auth.session: {e}")
 

@@ -36,14 +36,18 @@ class Settings(CheckSettings):
     """Settings of smoke.scenarios."""
 
     suite: str | tuple[str, ...] = Field(
-        (), description="suite YAML file(s), relative to readyctl.yaml; replace the bundled suite"
+        (),
+        description="suite YAML file(s), relative to readyctl.yaml (default: none; without a "
+        "suite or inline scenarios the check skips)",
     )
     # validated by the suite parser (readyctl.scenarios), which names the bad step
     scenarios: tuple[dict[str, Any], ...] | dict[str, Any] = Field(
         (), description="inline scenarios (a list, or a mapping with vars and scenarios)"
     )
     include_default: bool = Field(
-        False, description="run the bundled counseling suite as well as suite/scenarios"
+        False,
+        description="run the bundled counseling-demo suite as well as suite/scenarios (the "
+        "managed demo's default shape sets it)",
     )
     only: str | tuple[str, ...] = Field((), description="run only these scenarios (names)")
     vars: dict[str, Any] = Field(
@@ -65,8 +69,16 @@ def _names(value: str | tuple[str, ...]) -> list[str]:
     return list(value)
 
 
-def suite_from_settings(ctx: Context, s: Settings) -> Suite:
-    """The suite to run: `suite` files and inline `scenarios`, else the bundled default."""
+NO_SUITE = (
+    "no smoke suite configured: write the API's critical paths as a suite file and name it in "
+    "checks.smoke.scenarios.suite (or inline checks.smoke.scenarios.scenarios); the bundled "
+    "suite fits only the counseling demo (include_default)"
+)
+
+
+def suite_from_settings(ctx: Context, s: Settings) -> Suite | None:
+    """The suite to run: `suite` files and inline `scenarios`, plus the bundled counseling
+    suite when `include_default` is set; None when there is nothing to run."""
     files = _names(s.suite)
     scenarios: list[Any] = []
     suite_vars: dict[str, Any] = {}
@@ -79,10 +91,12 @@ def suite_from_settings(ctx: Context, s: Settings) -> Suite:
         inline = parse_suite(raw, "checks.smoke.scenarios.scenarios")
         scenarios += inline.scenarios
         suite_vars.update(inline.vars)
-    if not scenarios or s.include_default:
+    if s.include_default:
         base = default_suite()
         scenarios = [*base.scenarios, *scenarios]
         suite_vars = {**base.vars, **suite_vars}
+    if not scenarios:
+        return None
     try:
         return Suite(vars=suite_vars, scenarios=scenarios)
     except ValueError as e:
@@ -113,12 +127,14 @@ class SmokeScenarios(Check):
     """Run the smoke suite; each step is a result, a failed step blocks the rest of its scenario.
 
     Settings: `suite` (a YAML file or list of files, relative to readyctl.yaml) and/or
-    `scenarios` (inline list) replace the bundled counseling suite (`include_default: true`
-    keeps it too); `only` (scenario names); `vars` (override the suite's vars, e.g.
-    `api: /v1`); `env` (extra template variables, e.g. READYCTL_MAIL_URL for a target);
-    `evidence_chars` (2000, per request/response body in evidence). The default suite reads
-    READYCTL_AUTH_USERNAME/PASSWORD, READYCTL_OTHER_USERNAME/PASSWORD, READYCTL_MAIL_URL/TOKEN
-    and READYCTL_WEBHOOK_SECRET; on the managed demo they are provided.
+    `scenarios` (inline list): the API's critical paths; without either the check skips naming
+    `checks.smoke.scenarios.suite`. `include_default: true` adds the bundled counseling-demo
+    suite (the managed demo's default shape sets it); `only` (scenario names); `vars`
+    (override the suite's vars, e.g. `api: /v1`); `env` (extra template variables, e.g.
+    READYCTL_MAIL_URL for a target); `evidence_chars` (2000, per request/response body in
+    evidence). The bundled suite reads READYCTL_AUTH_USERNAME/PASSWORD,
+    READYCTL_OTHER_USERNAME/PASSWORD, READYCTL_MAIL_URL/TOKEN and READYCTL_WEBHOOK_SECRET; on
+    the managed demo they are provided.
     """
 
     meta = CheckMeta(
@@ -154,6 +170,9 @@ class SmokeScenarios(Check):
             suite = suite_from_settings(ctx, s)
         except ConfigError as e:
             yield self.errored("*", ErrorReason.CONFIG, str(e))
+            return
+        if suite is None:
+            yield self.skipped("*", NO_SUITE)
             return
         only = _names(s.only)
         unknown = sorted(set(only) - {sc.name for sc in suite.scenarios})

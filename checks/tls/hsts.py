@@ -23,7 +23,6 @@ from readyctl.context import Context
 from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
-DEFAULT_PATHS = ("/health", "/")
 MIN_MAX_AGE_S = 15_552_000  # 180 days
 FAIL_BELOW_S = 86_400  # 1 day
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -63,8 +62,10 @@ def span(seconds: int) -> str:
 class Settings(CheckSettings):
     """Settings of tls.hsts."""
 
-    paths: tuple[str, ...] = Field(
-        DEFAULT_PATHS, description="paths on the HTTPS base URL whose answers are judged"
+    paths: tuple[str, ...] | None = Field(
+        None,
+        description='paths on the HTTPS base URL whose answers are judged (default: "/" and '
+        "the public paths of the API map, api.health)",
     )
     min_max_age_s: int = Field(
         MIN_MAX_AGE_S, ge=0, description="max-age (seconds) from which HSTS passes (180 days)"
@@ -78,10 +79,11 @@ class Settings(CheckSettings):
 class TlsHsts(Check):
     """Strict-Transport-Security on HTTPS responses, max-age at least 180 days.
 
-    Per path (setting `paths`, default "/health" and "/"): no header, an invalid header (browsers
-    ignore it) or max-age under `fail_below_s` (default 86400, one day; max-age=0 switches HSTS
-    off) fails; max-age from one day up to `min_max_age_s` (default 15552000, 180 days) warns;
-    180 days or more passes. includeSubDomains and preload are reported in the summary and the
+    Per path (setting `paths`, default "/" and the API map's public paths, api.health): no
+    header, an invalid header (browsers ignore it) or max-age under `fail_below_s` (default
+    86400, one day; max-age=0 switches HSTS off) fails; max-age from one day up to
+    `min_max_age_s` (default 15552000, 180 days) warns; 180 days or more passes.
+    includeSubDomains and preload are reported in the summary and the
     evidence, not required. Only the first header field counts (RFC 6797 section 8.1).
     """
 
@@ -119,7 +121,7 @@ class TlsHsts(Check):
             yield self.skipped("*", ep)
             return
         s: Settings = ctx.settings()
-        paths = list(s.paths)
+        paths = list(s.paths) if s.paths is not None else ["/", *ctx.api().public_paths()]
         minimum = s.min_max_age_s
         floor = s.fail_below_s
         wait = s.timeout_s

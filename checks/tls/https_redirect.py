@@ -22,16 +22,26 @@ from readyctl.check import (
 from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
 
-DEFAULT_PATHS = ("/", "/health?from=readyctl&check=redirect")
+# added to the default paths: a redirect must keep the query string as well as the path
+PROBE_QUERY = "from=readyctl&check=redirect"
 PERMANENT = (301, 308)
 TEMPORARY = (302, 303, 307)
+
+
+def default_paths(ctx: Context) -> list[str]:
+    """ "/" and each public path of the API map (else "/" again) with the probe's query."""
+    public = ctx.api().public_paths() or ["/"]
+    return ["/", *(f"{p}?{PROBE_QUERY}" for p in public)]
 
 
 class Settings(CheckSettings):
     """Settings of tls.https_redirect."""
 
-    paths: tuple[str, ...] = Field(
-        DEFAULT_PATHS, description="paths (with query) requested on the plain-HTTP URL"
+    paths: tuple[str, ...] | None = Field(
+        None,
+        description='paths (with query) requested on the plain-HTTP URL (default: "/" and the '
+        'public paths of the API map, api.health, with a query string; "/" with one when the '
+        "map has none)",
     )
     timeout_s: float = Field(5.0, gt=0, description="seconds per request")
 
@@ -43,8 +53,9 @@ class TlsHttpsRedirect(Check):
     temporary redirect (302/303/307), a redirect that drops the path or changes the host, or
     426 Upgrade Required warns; any other answer over plain HTTP, or a redirect to a non-https
     URL, fails. A refused connection (or a connect timeout: filtered) passes once for the whole
-    port. Redirects are never followed. Settings: `paths` (default "/" and "/health" with a
-    query string), `timeout_s` (5).
+    port. Redirects are never followed. Settings: `paths` (default "/" and the API map's
+    public paths, api.health, with a query string; "/" with one when the map has none),
+    `timeout_s` (5).
     """
 
     meta = CheckMeta(
@@ -83,7 +94,7 @@ class TlsHttpsRedirect(Check):
             yield self.errored(http_url, ErrorReason.CONFIG, "http_url must be a plain http:// URL")
             return
         s: Settings = ctx.settings()
-        paths = list(s.paths)
+        paths = list(s.paths) if s.paths is not None else default_paths(ctx)
         wait = s.timeout_s
         client = ctx.http(timeout=wait)
         for path in paths:

@@ -23,8 +23,10 @@ def register(app: typer.Typer) -> None:
     @app.command(
         "smoke",
         help=(
-            "Run the smoke scenarios (registration, email, login, counseling, crisis, "
-            "payments, tenancy by default) against an environment and report each step.\n\n"
+            "Run the smoke scenarios (checks.smoke.scenarios: your suite file or inline "
+            "scenarios; the managed demo runs its bundled registration, email, login, "
+            "counseling, crisis, payments and tenancy suite) against an environment and report "
+            "each step.\n\n"
             "Examples:\n\n"
             "  readyctl smoke\n\n"
             "  readyctl smoke --env staging --out reports/smoke\n\n" + FOCUSED_EXIT_HELP

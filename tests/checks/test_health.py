@@ -7,11 +7,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from readyctl.apimap import ApiConfig
 from readyctl.config import Config, Environment
 from tests.conftest import demo_context
 from tests.helpers import make_context, results_of, run_checks, statuses
@@ -89,6 +91,10 @@ class Hostile:
         self.sock.close()
 
 
+# the hostile server's one sane path is the liveness probe (what http.reachable GETs)
+HOSTILE_MAP = ApiConfig(openapi="off", health={"live": "/health"})
+
+
 @pytest.fixture
 def hostile() -> Iterator[Callable[..., Hostile]]:
     """Factory of hostile servers, closed after the test."""
@@ -122,10 +128,22 @@ def health_app(ready_status: int = 200, slow_s: float = 0.0) -> FastAPI:
     return app
 
 
+# the probes named in the API map (discovery off: the servers' own OpenAPI documents stay out)
+DEFAULT_HEALTH = ApiConfig(openapi="off", health={"live": "/health", "ready": "/health/ready"})
+NO_MAP = ApiConfig(openapi="off")
+
+
+def probes_env(url: str, live: str = "/healthz", ready: str = "/readyz") -> Environment:
+    """An environment whose API map names its own probes (not the demo's)."""
+    return Environment(
+        base_url=url, api=ApiConfig(openapi="off", health={"live": live, "ready": ready})
+    )
+
+
 def test_endpoints_pass_on_the_healthy_demo(healthy_demo) -> None:  # type: ignore[no-untyped-def]
     out = run_checks(demo_context(healthy_demo), only=["health.endpoints"])
+    # the demo's probes come from its API map (readyctl/demo/profile.py), not from the check
     assert statuses(out, "health.endpoints") == {
-        "/health": "pass",
         "/health/live": "pass",
         "/health/ready": "pass",
     }
@@ -137,18 +155,62 @@ def test_endpoints_pass_on_the_healthy_demo(healthy_demo) -> None:  # type: igno
 def test_endpoints_fail_on_missing_erroring_and_slow_probes() -> None:
     cfg = Config(checks={"health.endpoints": {"requests": 4, "p95_ms": 150}})
     with serve(health_app(slow_s=0.25)) as s:
-        ctx = make_context(config=cfg, environment=Environment(base_url=s.url))
-        out = run_checks(ctx, only=["health.endpoints"])
+        env = probes_env(s.url, live="/health/live", ready="/health/ready")
+        out = run_checks(make_context(config=cfg, environment=env), only=["health.endpoints"])
     got = results_of(out, "health.endpoints")
-    assert got["/health"].status.value == "pass"
+    assert set(got) == {"/health/live", "/health/ready"}  # the map's probes, nothing guessed
     assert got["/health/live"].status.value == "fail" and "404" in got["/health/live"].summary
     slow = got["/health/ready"]
     assert slow.status.value == "fail" and slow.measured > 150 and slow.score < 0.5
     with serve(health_app(ready_status=503)) as s:
-        ctx = make_context(config=cfg, environment=Environment(base_url=s.url))
-        out = run_checks(ctx, only=["health.endpoints"])
+        env = Environment(base_url=s.url, api=DEFAULT_HEALTH)
+        out = run_checks(make_context(config=cfg, environment=env), only=["health.endpoints"])
+    assert results_of(out, "health.endpoints")["/health"].status.value == "pass"
     ready = results_of(out, "health.endpoints")["/health/ready"]
     assert ready.status.value == "fail" and "503" in ready.summary
+
+
+def probes_app(ready_status: int = 200, live_status: int = 200) -> FastAPI:
+    """An API of another shape: /healthz and /readyz, nothing at the demo's /health/*."""
+    app = FastAPI(openapi_url=None)
+
+    @app.get("/healthz")
+    async def live() -> JSONResponse:
+        return JSONResponse({"ok": True}, status_code=live_status)
+
+    @app.get("/readyz")
+    async def ready() -> JSONResponse:
+        return JSONResponse({"ready": ready_status == 200}, status_code=ready_status)
+
+    return app
+
+
+def test_endpoints_follow_the_map_on_another_api_shape() -> None:
+    cfg = Config(checks={"health.endpoints": {"requests": 3}})
+    with serve(probes_app()) as s:
+        out = run_checks(
+            make_context(config=cfg, environment=probes_env(s.url)), only=["health.endpoints"]
+        )
+    assert statuses(out, "health.endpoints") == {"/healthz": "pass", "/readyz": "pass"}
+    assert statuses(out, "http.reachable") == {s.url: "pass"}  # GET /healthz, the map's live
+    with serve(probes_app(ready_status=503)) as s:
+        out = run_checks(
+            make_context(config=cfg, environment=probes_env(s.url)), only=["health.endpoints"]
+        )
+    got = results_of(out, "health.endpoints")
+    assert got["/healthz"].status.value == "pass"
+    assert got["/readyz"].status.value == "fail" and "503" in got["/readyz"].summary
+
+
+def test_endpoints_skip_naming_the_key_when_the_map_has_no_probes() -> None:
+    with serve(probes_app()) as s:
+        env = Environment(base_url=s.url, api=NO_MAP)
+        out = run_checks(make_context(environment=env, env_name="prod"), only=["health.*"])
+    (r,) = results_of(out, "health.endpoints").values()
+    assert r.status.value == "skip", r.summary
+    assert "environments.prod.api.health.ready" in r.reason
+    # the probe needs no route: any HTTP answer at the base URL proves the target is up
+    assert statuses(out, "http.reachable") == {s.url: "pass"}
 
 
 def test_endpoints_end_as_fail_or_error_against_hostile_paths(hostile) -> None:  # type: ignore[no-untyped-def]
@@ -158,9 +220,8 @@ def test_endpoints_end_as_fail_or_error_against_hostile_paths(hostile) -> None: 
         checks={"health.endpoints": {"paths": paths, "requests": 2, "request_timeout_s": 1}}
     )
     t0 = time.monotonic()
-    out = run_checks(
-        make_context(config=cfg, environment=Environment(base_url=h.url)), only=["health.endpoints"]
-    )
+    env = Environment(base_url=h.url, api=HOSTILE_MAP)
+    out = run_checks(make_context(config=cfg, environment=env), only=["health.endpoints"])
     took = time.monotonic() - t0
     got = results_of(out, "health.endpoints")
     assert set(got) == set(paths)
@@ -222,3 +283,69 @@ def test_db_outage_skips_without_a_managed_target() -> None:
     )
     (r,) = results_of(out, "health.db_outage").values()
     assert r.status.value == "skip" and "managed" in r.reason
+
+
+class FakeTarget:
+    """A managed target whose database is a flag the app's readiness reads (or ignores).
+
+    Its shape is not the demo's default, so no demo defaults apply: the routes come from the
+    environment's API map only."""
+
+    shape = "custom"
+
+    def __init__(self) -> None:
+        self.up = True
+        self.stops = 0
+
+    def stop_database(self) -> None:
+        self.up, self.stops = False, self.stops + 1
+
+    def start_database(self) -> None:
+        self.up = True
+
+
+def outage_app(target: FakeTarget, *, ready_follows: bool = True) -> FastAPI:
+    app = FastAPI(openapi_url=None)
+
+    @app.get("/healthz")
+    async def live() -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @app.get("/readyz")
+    async def ready() -> JSONResponse:
+        ok = target.up or not ready_follows
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    return app
+
+
+def _outage(ready_follows: bool, api: ApiConfig | None = None) -> tuple[FakeTarget, dict[str, Any]]:
+    target = FakeTarget()
+    cfg = Config(checks={"health.db_outage": {"fail_within_s": 2, "recover_within_s": 2}})
+    with serve(outage_app(target, ready_follows=ready_follows)) as s:
+        env = probes_env(s.url) if api is None else Environment(base_url=s.url, api=api)
+        ctx = make_context(config=cfg, environment=env, managed=target)
+        out = run_checks(ctx, only=ALLOW)
+    return target, results_of(out, "health.db_outage")
+
+
+def test_db_outage_follows_the_map_on_another_api_shape() -> None:
+    target, got = _outage(ready_follows=True)
+    assert {s: r.status.value for s, r in got.items()} == {
+        "/readyz during database outage": "pass",
+        "/healthz during database outage": "pass",
+        "/readyz after database restart": "pass",
+    }
+    assert target.up and target.stops == 1
+    target, got = _outage(ready_follows=False)
+    down = got["/readyz during database outage"]
+    assert down.status.value == "fail" and "GET /readyz kept answering 2xx" in down.summary
+    assert got["/healthz during database outage"].status.value == "pass"
+    assert target.up  # started again in the check's finally
+
+
+def test_db_outage_skips_naming_the_key_when_the_map_has_no_probes() -> None:
+    target, got = _outage(ready_follows=True, api=NO_MAP)
+    (r,) = got.values()
+    assert r.status.value == "skip" and "environments.default.api.health.ready" in r.reason
+    assert target.stops == 0  # nothing was stopped on a guess

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from readyctl.apimap import ApiConfig
 from readyctl.config import AuthConfig, Config, Environment
 from readyctl.httpread import DEADLINE, BodyTooLarge, BoundedTransport, read_body
 from tests.helpers import make_context, run_checks
@@ -173,9 +174,19 @@ def malformed_server() -> Iterator[str]:
         sock.close()
 
 
+# the routes the hostile servers serve (discovery off: the checks are under test, not it)
+HOSTILE_MAP = ApiConfig(
+    openapi="off",
+    prefix="/v1",
+    health={"live": "/health"},
+    lists=[{"path": "/v1/counsel/sessions", "size_param": "limit", "offset_param": "offset"}],
+    docs=["/api/docs"],
+)
+
+
 def _run(url: str) -> Any:
     checks = {cid: {"request_timeout_s": REQUEST_TIMEOUT} for cid in MINE}
-    env = Environment(base_url=url, auth=AuthConfig(), production=True)
+    env = Environment(base_url=url, auth=AuthConfig(), production=True, api=HOSTILE_MAP)
     ctx = make_context(environment=env, environ=dict(CREDS), config=Config(checks=checks))
     t0 = time.monotonic()
     out = run_checks(ctx, only=MINE, jobs=8)
@@ -409,7 +420,13 @@ def _write_config(
     tls: bool = False,
     timeout_s: float = 3.0,
 ) -> str:
-    env: dict[str, Any] = {"base_url": url, "production": True, "auth": {"path": login}}
+    # the routes come from the settings below; discovery is off (it is not under test here)
+    env: dict[str, Any] = {
+        "base_url": url,
+        "production": True,
+        "auth": {"path": login},
+        "api": {"openapi": "off"},
+    }
     if ca_bundle:
         env["ca_bundle"] = ca_bundle
     checks: dict[str, Any] = {

@@ -16,6 +16,7 @@ from readyctl.checks.http.security_headers import (
     csp_problems,
 )
 
+from readyctl.apimap import ApiConfig
 from readyctl.config import AuthConfig, Config, Environment
 from tests.helpers import make_context, results_of, run_checks, statuses
 from tests.servers import serve
@@ -37,8 +38,32 @@ def _authed(request: Request) -> bool:
     return request.headers.get("authorization") == f"Bearer {TOKEN}"
 
 
-def _ctx(url: str, checks: dict[str, Any] | None = None, *, production: bool = True) -> Any:
-    env = Environment(base_url=url, auth=AuthConfig(), production=production)
+# the small servers' routes, as readyctl.yaml would give them (discovery off)
+V1_MAP = ApiConfig(
+    openapi="off",
+    prefix="/v1",
+    health={"live": "/health"},
+    lists=[
+        {
+            "path": "/v1/counsel/sessions",
+            "size_param": "limit",
+            "offset_param": "offset",
+            "items": "items",
+            "total": "total",
+        }
+    ],
+    docs=["/api/docs"],
+)
+
+
+def _ctx(
+    url: str,
+    checks: dict[str, Any] | None = None,
+    *,
+    production: bool = True,
+    api: ApiConfig | None = None,
+) -> Any:
+    env = Environment(base_url=url, auth=AuthConfig(), production=production, api=api)
     return make_context(environment=env, environ=dict(CREDS), config=Config(checks=checks or {}))
 
 
@@ -96,7 +121,7 @@ def _weak_headers_app() -> FastAPI:
 
 def test_security_headers_weak_policies_fail_and_score_zero() -> None:
     with serve(_weak_headers_app()) as s:
-        out = run_checks(_ctx(s.url), only=["http.security_headers"])
+        out = run_checks(_ctx(s.url, api=V1_MAP), only=["http.security_headers"])
     st = statuses(out, "http.security_headers")
     assert st == {
         "X-Content-Type-Options": "pass",
@@ -152,14 +177,14 @@ def _cors_app(mode: str) -> FastAPI:
 def test_cors_wildcard_rules_and_positive_control() -> None:
     cfg = {"http.cors": {"allowed_origin": "https://app.example.org"}}
     with serve(_cors_app("star")) as s:
-        out = run_checks(_ctx(s.url, cfg), only=["http.cors"])
+        out = run_checks(_ctx(s.url, cfg, api=V1_MAP), only=["http.cors"])
     assert statuses(out, "http.cors") == {
         "allowed origin": "pass",
         "preflight from a foreign origin": "warn",
         "simple GET from a foreign origin": "warn",
     }
     with serve(_cors_app("star-credentials")) as s:
-        out = run_checks(_ctx(s.url, cfg), only=["http.cors"])
+        out = run_checks(_ctx(s.url, cfg, api=V1_MAP), only=["http.cors"])
     res = results_of(out, "http.cors")
     assert res["preflight from a foreign origin"].status.value == "fail"
     assert (
@@ -167,13 +192,13 @@ def test_cors_wildcard_rules_and_positive_control() -> None:
     )
     assert FOREIGN in res["preflight from a foreign origin"].evidence["origins"]
     with serve(_cors_app("none")) as s:
-        out = run_checks(_ctx(s.url, cfg), only=["http.cors"])
+        out = run_checks(_ctx(s.url, cfg, api=V1_MAP), only=["http.cors"])
         res = results_of(out, "http.cors")
         # nobody gets CORS: the foreign probes cannot pass without the positive control
         assert {r.status.value for r in res.values()} == {"error"}
         assert all(r.error_reason.value == "inconclusive" for r in res.values())
         off = {"http.cors": {"enabled": False}}
-        out = run_checks(_ctx(s.url, off), only=["http.cors"])
+        out = run_checks(_ctx(s.url, off, api=V1_MAP), only=["http.cors"])
     assert statuses(out, "http.cors") == {
         "allowed origin": "skip",
         "preflight from a foreign origin": "pass",
@@ -222,7 +247,7 @@ def test_versioning_deprecation_headers_and_html_rejection() -> None:
         }
     }
     with serve(_versioned_app()) as s:
-        out = run_checks(_ctx(s.url, cfg), only=["http.versioning"])
+        out = run_checks(_ctx(s.url, cfg, api=V1_MAP), only=["http.versioning"])
         st = statuses(out, "http.versioning")
         assert st == {
             "version prefix /v1": "pass",
@@ -233,14 +258,21 @@ def test_versioning_deprecation_headers_and_html_rejection() -> None:
         header_mode = {
             "http.versioning": {"header": "API-Version", "route": "/v1/items", "version": "1"}
         }
-        out = run_checks(_ctx(s.url, header_mode), only=["http.versioning"])
+        out = run_checks(_ctx(s.url, header_mode, api=V1_MAP), only=["http.versioning"])
         assert statuses(out, "http.versioning") == {
             "version header API-Version": "pass",
             "unknown version API-Version: 99": "pass",
             "deprecated versions": "skip",
         }
+        # the route from the map already carries the prefix: it is not prefixed twice
+        items = V1_MAP.model_copy(update={"lists": ApiConfig(lists=[{"path": "/v1/items"}]).lists})
+        out = run_checks(_ctx(s.url, api=items), only=["http.versioning"])
+        res = results_of(out, "http.versioning")
+        assert res["version prefix /v1"].status.value == "pass"
+        assert "GET /v1/items answers 200" in res["version prefix /v1"].summary
+        assert res["unknown version /v99"].evidence["known"] == "GET /v1/items -> 200"
         missing = {"http.versioning": {"route": "/nothing-here"}}
-        out = run_checks(_ctx(s.url, missing), only=["http.versioning"])
+        out = run_checks(_ctx(s.url, missing, api=V1_MAP), only=["http.versioning"])
     (r,) = results_of(out, "http.versioning").values()
     assert r.status.value == "error" and r.error_reason.value == "inconclusive"
 
@@ -298,7 +330,7 @@ def _list_app(rows: int, *, reject_over: int | None = None) -> FastAPI:
 
 def test_pagination_needs_enough_rows_and_accepts_rejection() -> None:
     with serve(_list_app(30)) as s:
-        out = run_checks(_ctx(s.url), only=["http.pagination", "http.compression"])
+        out = run_checks(_ctx(s.url, api=V1_MAP), only=["http.pagination", "http.compression"])
     (r,) = results_of(out, "http.pagination").values()
     assert r.status.value == "error" and r.error_reason.value == "inconclusive"
     assert "only 30 rows" in r.summary
@@ -306,7 +338,7 @@ def test_pagination_needs_enough_rows_and_accepts_rejection() -> None:
     (c,) = results_of(out, "http.compression").values()
     assert c.status.value == "error" and "only" in c.summary
     with serve(_list_app(500, reject_over=100)) as s:
-        out = run_checks(_ctx(s.url), only=["http.pagination"])
+        out = run_checks(_ctx(s.url, api=V1_MAP), only=["http.pagination"])
     (r,) = results_of(out, "http.pagination").values()
     assert r.status.value == "pass" and "422" in r.summary
 
@@ -349,3 +381,183 @@ def test_error_hygiene_sql_leak_html_404_and_positive_control() -> None:
     st = statuses(out, "http.error_hygiene")
     assert st["malformed JSON"] == "error" and st["wrong types"] == "error"
     assert st["error shape"] == "error"  # one provoked error cannot show a shared shape
+
+
+# -- another API shape: /api/v2 routes, a form login, page/size lists under "results" --------
+SHAPED = ["http.security_headers", "http.cors", "http.versioning", "http.pagination"]
+SHAPED += ["http.compression"]
+WEB = "https://web.example.net"
+SHAPED_MAP = ApiConfig(
+    openapi="off",
+    prefix="/api/v2",
+    login={"path": "/api/auth/token", "body": "form"},
+    me="/api/v2/users/current",
+    lists=[
+        {
+            "path": "/api/v2/notes",
+            "page_param": "page",
+            "size_param": "size",
+            "items": "results",
+            "total": "count",
+        }
+    ],
+    health={"live": "/healthz"},
+    docs=["/swagger-ui", "/v3/api-docs"],
+    cors_origin=WEB,
+)
+
+
+def _shaped_app(*, broken: bool = False) -> FastAPI:
+    """Healthy: headers, CORS for WEB only, /api/v2 only, size capped at 100, gzip. Broken:
+    every one of them wrong at once (each check must turn red on its own part)."""
+    from fastapi.middleware.gzip import GZipMiddleware
+
+    a = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    seen: list[str] = []
+    a.state.seen = seen
+    rows = [{"id": i, "title": f"note number {i}", "body": "x" * 20} for i in range(500)]
+
+    @a.post("/api/auth/token")
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form()
+        if form.get("password") == CREDS["READYCTL_AUTH_PASSWORD"]:
+            return JSONResponse({"accessToken": TOKEN, "tokenType": "bearer"})
+        return JSONResponse({"error": "invalid_grant"}, status_code=400)
+
+    @a.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def notes(request: Request, page: int = 1, size: int = 20) -> Response:
+        if not _authed(request):
+            return JSONResponse({"error": "auth"}, status_code=401)
+        size = size if broken else min(size, 100)
+        start = (page - 1) * size
+        return JSONResponse(
+            {"results": rows[start : start + size], "count": len(rows), "page": page}
+        )
+
+    a.get("/api/v2/notes")(notes)
+    if broken:  # served without a version and under any version
+        a.get("/api/notes")(notes)
+        a.get("/api/{version}/notes")(notes)
+
+    @a.get("/api/v2/users/current")
+    def me(request: Request) -> Response:
+        if not _authed(request):
+            return JSONResponse({"error": "auth"}, status_code=401)
+        return JSONResponse({"id": "u1"})
+
+    @a.get("/swagger-ui")
+    def ui() -> Response:
+        return HTMLResponse("<html><body>docs</body></html>")
+
+    @a.get("/v3/api-docs")
+    def doc() -> dict[str, str]:
+        return {"openapi": "3.1.0"}
+
+    @a.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        seen.append(request.url.path)
+        resp: Response = await call_next(request)
+        if not broken:
+            resp.headers["X-Content-Type-Options"] = "nosniff"
+            resp.headers["X-Frame-Options"] = "DENY"
+            resp.headers["Referrer-Policy"] = "no-referrer"
+            resp.headers["Cache-Control"] = "no-store"
+            if resp.headers.get("content-type", "").startswith("text/html"):
+                csp = "default-src 'none'; frame-ancestors 'none'"
+                resp.headers["Content-Security-Policy"] = csp
+        return resp
+
+    if not broken:
+        a.add_middleware(GZipMiddleware, minimum_size=500)
+    origins: dict[str, Any] = {"allow_origin_regex": ".*"} if broken else {"allow_origins": [WEB]}
+    a.add_middleware(
+        CORSMiddleware, allow_credentials=True, allow_methods=["*"], allow_headers=["*"], **origins
+    )
+    return a
+
+
+def _shaped_ctx(url: str, api: ApiConfig) -> Any:
+    env = Environment(base_url=url, production=True, api=api)
+    return make_context(environment=env, environ=dict(CREDS))
+
+
+def test_other_shape_healthy_is_green_and_only_the_maps_routes_are_asked() -> None:
+    app = _shaped_app()
+    with serve(app) as s:
+        out = run_checks(_shaped_ctx(s.url, SHAPED_MAP), only=SHAPED)
+    for cid in SHAPED:
+        bad = {k: v for k, v in statuses(out, cid).items() if v not in ("pass", "skip")}
+        assert bad == {}, (cid, [r.summary for r in results_of(out, cid).values()])
+    sh = statuses(out, "http.security_headers")
+    assert sh["score"] == "pass" and sh["CSP on /swagger-ui"] == "pass"
+    assert sh["Cache-Control (authenticated)"] == "pass"
+    assert "CSP on /v3/api-docs" not in sh  # the JSON document is not an HTML page
+    assert statuses(out, "http.cors")["allowed origin"] == "pass"  # api.cors_origin
+    assert statuses(out, "http.versioning") == {
+        "version prefix /api/v2": "pass",
+        "unknown version /api/v99": "pass",
+        "deprecated versions": "skip",
+    }
+    pag = results_of(out, "http.pagination")["/api/v2/notes"]
+    assert pag.status.value == "pass" and pag.measured == 100
+    assert "size=10000" in pag.summary and "page=1" in pag.summary
+    comp = results_of(out, "http.compression")["/api/v2/notes?size=100&page=1"]
+    assert comp.status.value == "pass"
+    # the map's routes only: no demo route was guessed, no prefix doubled
+    assert set(app.state.seen) <= {
+        "/",
+        "/api/auth/token",
+        "/healthz",
+        "/api/v2/users/current",
+        "/api/v2/notes",
+        "/api/notes",
+        "/api/v99/notes",
+        "/swagger-ui",
+    }, app.state.seen
+
+
+def test_other_shape_broken_turns_each_check_red() -> None:
+    with serve(_shaped_app(broken=True)) as s:
+        out = run_checks(_shaped_ctx(s.url, SHAPED_MAP), only=SHAPED)
+    for cid in SHAPED:
+        assert "fail" in statuses(out, cid).values(), (cid, statuses(out, cid))
+    sh = statuses(out, "http.security_headers")
+    assert sh["CSP on /swagger-ui"] == "fail" and sh["Cache-Control (authenticated)"] == "fail"
+    cors = results_of(out, "http.cors")["preflight from a foreign origin"]
+    assert "WITH credentials" in cors.summary
+    assert statuses(out, "http.versioning") == {
+        "version prefix /api/v2": "fail",
+        "unknown version /api/v99": "fail",
+        "deprecated versions": "skip",
+    }
+    assert results_of(out, "http.pagination")["/api/v2/notes"].measured == 500
+    (comp,) = results_of(out, "http.compression").values()
+    assert comp.status.value == "fail"
+
+
+def test_unknown_routes_skip_naming_the_key_to_set() -> None:
+    app = _shaped_app()
+    with serve(app) as s:
+        out = run_checks(_shaped_ctx(s.url, ApiConfig(openapi="off")), only=SHAPED)
+        login_only = ApiConfig(openapi="off", login=SHAPED_MAP.login)
+        lists_unknown = run_checks(
+            _shaped_ctx(s.url, login_only), only=["http.pagination", "http.compression"]
+        )
+    keys = {
+        "http.security_headers": "health.live",
+        "http.cors": "me",
+        "http.versioning": "prefix",
+        "http.pagination": "login",  # needs a session: the login is what is missing first
+        "http.compression": "login",
+    }
+    for cid, key in keys.items():
+        (r,) = results_of(out, cid).values()
+        assert r.status.value == "skip", (cid, r.summary)
+        assert f"environments.default.api.{key}" in (r.reason or ""), (cid, r.reason)
+    for cid in ("http.pagination", "http.compression"):
+        (r,) = results_of(lists_unknown, cid).values()
+        assert r.status.value == "skip" and "environments.default.api.lists" in (r.reason or "")
+    assert set(app.state.seen) <= {"/", "/api/auth/token"}, app.state.seen

@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from readyctl.checks.load._run import normalize_profiles
 from readyctl.checks.load.regression import find_baseline
 from readyctl.checks.load.thresholds import merged_thresholds
 
+from readyctl.apimap import ApiConfig
 from readyctl.check import settings_problem
-from readyctl.config import Config
+from readyctl.config import Config, Environment
 from readyctl.loadrun import percentile
 from readyctl.registry import load_catalog
 from tests.conftest import ROOT, demo_context
 from tests.helpers import make_context, report_of, results_of, run_checks, statuses
+from tests.servers import serve
 
 pytestmark = pytest.mark.slow
 ALLOW = ["load.*"]
@@ -332,8 +336,11 @@ def test_bad_settings_are_refused_up_front_or_are_config_errors(healthy_demo: An
 
 # -- units -----------------------------------------------------------------------------------
 def test_profiles_scale_and_arrival_pacing() -> None:
-    from readyctl.checks.load._run import DEFAULT_PROFILES, expected_rps
+    from readyctl.checks.load._run import expected_rps
 
+    from readyctl.demo.profile import V1, load_profiles
+
+    DEFAULT_PROFILES = load_profiles(V1, "limit=20")  # the managed demo's (default shape)
     default = normalize_profiles(DEFAULT_PROFILES, None)
     assert [(p["name"], p["users"]) for p in default] == [("counsel", 100), ("sessions", 10)]
     # 1000 sessions an hour, 36x compressed = 10 per second over 10 users: one each per second
@@ -395,3 +402,83 @@ def test_baseline_last_is_the_newest_run_of_this_environment_with_load(tmp_path:
     found = find_baseline(ctx, "last", shape_110)
     assert found is not None and found[0].name == "1.json" and found[1] == {"overall/p95_ms": 123}
     assert find_baseline(make_context(env_name="prod", base_dir=tmp_path), "last") is None
+
+
+# -- another API shape: no profiles configured, a read-only mix derived from the API map -------
+SHAPE = ApiConfig(
+    openapi="off",
+    login={"path": "/oauth/token", "body": "form", "username_field": "username"},
+    me="/api/v2/me",
+    lists=[{"path": "/api/v2/items", "page_param": "page", "size_param": "size"}],
+    health={"live": "/healthz"},
+)
+LOAD_CREDS = {"READYCTL_AUTH_USERNAME": "t@x.org", "READYCTL_AUTH_PASSWORD": "Right-Pass-123"}
+
+
+def items_app(broken: bool = False) -> FastAPI:
+    """Routes of another shape: a form login, GET /api/v2/items (page/size) and /api/v2/me."""
+    app = FastAPI(openapi_url=None)
+    app.state.seen = []
+
+    def authed(request: Request) -> bool:
+        return request.headers.get("authorization") == "Bearer tok-load"
+
+    @app.get("/healthz")
+    def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/oauth/token")
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form()
+        if (form.get("username"), form.get("password")) != ("t@x.org", "Right-Pass-123"):
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return JSONResponse({"access_token": "tok-load", "token_type": "bearer"})
+
+    @app.get("/api/v2/items")
+    def items(request: Request) -> JSONResponse:
+        app.state.seen.append(str(request.url.query))
+        if not authed(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if broken:
+            return JSONResponse({"error": "boom"}, status_code=500)
+        return JSONResponse({"items": [{"id": 1}], "total": 1})
+
+    @app.get("/api/v2/me")
+    def me(request: Request) -> JSONResponse:
+        if not authed(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        return JSONResponse({"email": "t@x.org"})
+
+    return app
+
+
+def _derived_run(api: ApiConfig, broken: bool = False) -> tuple[Any, Any]:
+
+    cfg = Config(checks={"load.thresholds": {"users": 6, "duration": 4}})
+    app = items_app(broken)
+    with serve(app) as s:
+        env = Environment(base_url=s.url, api=api)
+        ctx = make_context(config=cfg, environment=env, environ=dict(LOAD_CREDS))
+        out = run_checks(ctx, only=["load.thresholds"], deadline_s=90)
+    return app, out
+
+
+def test_without_profiles_the_map_gives_a_read_only_mix_on_another_api_shape() -> None:
+    app, out = _derived_run(SHAPE)
+    got = statuses(out, "load.thresholds")
+    assert got["overall/error_rate"] == "pass" and got["overall/p95_ms"] == "pass", got
+    ev = results_of(out, "load.thresholds")["overall/p95_ms"].evidence
+    assert {"GET /api/v2/items", "GET /api/v2/me"} <= set(ev["percentiles"]), ev["percentiles"]
+    assert ev["run"]["users"] == 6 and ev["run"]["logins"] == 1
+    assert "size=20" in app.state.seen  # the first page, at the map's size parameter
+    # red: the list route fails under load
+    _, out = _derived_run(SHAPE, broken=True)
+    got = statuses(out, "load.thresholds")
+    assert got["overall/error_rate"] == "fail", got
+
+
+def test_without_profiles_or_map_routes_load_skips_naming_the_key() -> None:
+    app, out = _derived_run(ApiConfig(openapi="off", health={"live": "/healthz"}))
+    (r,) = results_of(out, "load.thresholds").values()
+    assert r.status.value == "skip" and "environments.default.api.lists" in r.reason, r.summary
+    assert app.state.seen == []  # nothing loaded on a guess

@@ -7,9 +7,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
+from readyctl.apimap import ApiConfig
 from readyctl.config import Config, Environment
 from readyctl.context import Context
-from tests.checks.test_health import hostile  # noqa: F401  (fixture)
+from tests.checks.test_health import HOSTILE_MAP, hostile  # noqa: F401  (fixture)
 from tests.conftest import GOOD_ENV, demo_context
 from tests.helpers import make_context, results_of, run_checks, statuses
 from tests.servers import serve
@@ -51,10 +52,14 @@ def metrics_app(text: str, content_type: str = "text/plain; version=0.0.4") -> F
     return app
 
 
-def scrape(app: FastAPI) -> dict[str, str]:
+# the demo's routes, named in the API map (discovery off: FastAPI's own document stays out)
+DEMO_LIKE = ApiConfig(openapi="off", metrics="/metrics", health={"live": "/health"})
+
+
+def scrape(app: FastAPI, api: ApiConfig = DEMO_LIKE) -> dict[str, str]:
     with serve(app) as s:
         out = run_checks(
-            make_context(environment=Environment(base_url=s.url)),
+            make_context(environment=Environment(base_url=s.url, api=api)),
             only=["observability.metrics"],
         )
     return statuses(out, "observability.metrics")
@@ -87,12 +92,67 @@ def test_hostile_metrics_endpoints_end_as_fail_or_error(hostile) -> None:  # typ
         settings = {"path": path, "warmup_path": None, "request_timeout_s": 1}
         cfg = Config(checks={"observability.metrics": settings})
         out = run_checks(
-            make_context(config=cfg, environment=Environment(base_url=h.url)),
+            make_context(config=cfg, environment=Environment(base_url=h.url, api=HOSTILE_MAP)),
             only=["observability.metrics"],
             deadline_s=40,
         )
         got = results_of(out, "observability.metrics")
         assert {r.status.value for r in got.values()} <= {"fail", "error"}, path
+
+
+FULL = (
+    "# TYPE http_requests_total counter\n"
+    'http_requests_total{route="/orders",method="GET",status="200"} 3\n'
+    "# TYPE http_request_duration_seconds histogram\n"
+    'http_request_duration_seconds_bucket{route="/orders",le="0.1"} 3\n'
+    'http_request_duration_seconds_bucket{route="/orders",le="+Inf"} 3\n'
+)
+
+
+def shaped_app(text: str) -> FastAPI:
+    """Another API shape: metrics at /internal/metrics, liveness at /healthz, no /metrics."""
+    app = FastAPI(openapi_url=None)
+    app.state.seen = []
+
+    @app.get("/healthz")
+    def live() -> dict[str, str]:
+        app.state.seen.append("/healthz")
+        return {"status": "ok"}
+
+    @app.get("/internal/metrics")
+    def metrics() -> PlainTextResponse:
+        app.state.seen.append("/internal/metrics")
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+SHAPE = ApiConfig(openapi="off", metrics="/internal/metrics", health={"live": "/healthz"})
+
+
+def test_metrics_follow_the_map_on_another_api_shape() -> None:
+    app = shaped_app(FULL)
+    assert scrape(app, SHAPE) == METRICS
+    # the warm-up went to the map's public path, before the scrape
+    assert app.state.seen[-2:] == ["/healthz", "/internal/metrics"]
+    # red: the endpoint counts requests but has neither a latency histogram nor route labels
+    assert scrape(
+        shaped_app("# TYPE app_requests_total counter\napp_requests_total 12\n"), SHAPE
+    ) == {
+        "request counts": "pass",
+        "latency histogram": "fail",
+        "errors by route": "fail",
+    }
+
+
+def test_metrics_skip_naming_the_key_when_the_map_has_none() -> None:
+    app = shaped_app(FULL)
+    with serve(app) as s:
+        env = Environment(base_url=s.url, api=ApiConfig(openapi="off"))
+        out = run_checks(make_context(environment=env), only=["observability.metrics"])
+    (r,) = results_of(out, "observability.metrics").values()
+    assert r.status.value == "skip" and "environments.default.api.metrics" in r.reason
+    assert "/internal/metrics" not in app.state.seen  # nothing guessed, nothing scraped
 
 
 def env_ctx(tmp_path: Path, text: str, *, production: bool = True) -> Context:

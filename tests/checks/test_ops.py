@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from readyctl.apimap import ApiConfig
 from readyctl.config import Config, Environment
 from tests.conftest import demo_context
 from tests.helpers import make_context, results_of, run_checks, statuses
@@ -65,3 +68,35 @@ def test_refused_on_production_and_skipped_without_a_managed_target(healthy_demo
     (r,) = results_of(out, "ops.graceful_shutdown").values()
     assert r.status.value == "skip" and "managed" in r.reason
     assert healthy_demo.server_exit_code(0) is None  # the shared demo is still up
+
+
+# the demo's alt shape: an OAuth2 password form at /api/v2/auth/token (not the default's JSON
+# login), given as readyctl.yaml would (discovery off)
+ALT_MAP = ApiConfig(
+    openapi="off",
+    login={"path": "/api/v2/auth/token", "body": "form", "extra": {"grant_type": "password"}},
+)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["healthy", "no-graceful-shutdown"])
+def test_other_shape_holds_the_maps_login_in_flight(faulty_demo, broken: bool) -> None:  # type: ignore[no-untyped-def]
+    d = faulty_demo(*(["no-graceful-shutdown"] if broken else []), shape="alt")
+    # with an empty map there is nothing to hold in flight: a skip naming the key, no SIGTERM
+    empty = demo_context(d, allow=ALLOW, api=ApiConfig(openapi="off"))
+    out = run_checks(empty, only=["ops.*"])
+    (r,) = results_of(out, "ops.graceful_shutdown").values()
+    assert r.status.value == "skip" and "environments.demo.api.login" in (r.reason or "")
+    assert d.server_exit_code(0) is None
+    out = run_checks(demo_context(d, allow=ALLOW, api=ALT_MAP), only=["ops.*"])
+    got = results_of(out, "ops.graceful_shutdown")
+    held = got["in-flight requests"]
+    assert "POST /api/v2/auth/token" in held.summary, held.summary
+    if broken:
+        assert held.status.value == "fail" and "10 of 10 in-flight" in held.summary
+        assert got["exit"].status.value == "fail"
+    else:
+        assert {s: r.status.value for s, r in got.items()} == {
+            "in-flight requests": "pass",
+            "new connections": "pass",
+            "exit": "pass",
+        }

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from readyctl.apimap import ApiConfig
 from readyctl.config import AuthConfig, Environment
 from tests.helpers import make_context, run_checks, statuses
 from tests.servers import free_port, serve
@@ -51,9 +52,9 @@ def test_reachable_fails_on_closed_port_and_5xx() -> None:
     out = run_checks(make_context(environment=env), only=["http.reachable"])
     assert list(statuses(out, "http.reachable").values()) == ["fail"]
     with serve(app(503)) as s:
-        out = run_checks(
-            make_context(environment=Environment(base_url=s.url)), only=["http.reachable"]
-        )
+        # the probe GETs the map's liveness path (a 404 at "/" would prove reachability)
+        env = Environment(base_url=s.url, api=ApiConfig(openapi="off", health={"live": "/health"}))
+        out = run_checks(make_context(environment=env), only=["http.reachable"])
     assert list(statuses(out, "http.reachable").values()) == ["fail"]
 
 

@@ -9,8 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from readyctl.checks.ratelimit._request import render, seconds
 
+from readyctl.apimap import ApiConfig
 from readyctl.config import Config, Environment
-from tests.checks.test_health import hostile  # noqa: F401  (fixture)
+from tests.checks.test_health import HOSTILE_MAP, hostile  # noqa: F401  (fixture)
 from tests.conftest import demo_context
 from tests.helpers import make_context, results_of, run_checks, statuses
 from tests.servers import serve
@@ -128,7 +129,7 @@ def test_probe_that_never_reaches_the_handler_is_inconclusive() -> None:
 
 def test_hostile_target_ends_as_error(hostile) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     h = hostile()
-    env = Environment(base_url=h.url, production=True, allow=ALLOW)
+    env = Environment(base_url=h.url, production=True, allow=ALLOW, api=HOSTILE_MAP)
     for path in ("/never", "/malformed", "/hang", "/script"):
         cfg = policy_config(3, path=path, method="GET", body=None)
         cfg.checks["ratelimit.policies"]["request_timeout_s"] = 1
@@ -136,6 +137,66 @@ def test_hostile_target_ends_as_error(hostile) -> None:  # type: ignore[no-untyp
         (r,) = results_of(out, "ratelimit.policies").values()
         assert r.status.value == "error", (path, r.summary)
         assert len(r.summary) < 300
+
+
+def notes_app(limit: int | None) -> FastAPI:
+    """Another API shape: an OAuth-style form login at /oauth/token and a per-user limit on
+    POST /api/v2/notes (`limit` None: no limit at all)."""
+    app = FastAPI(openapi_url=None)
+    seen: dict[str, int] = {}
+
+    @app.post("/oauth/token")
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form()
+        if form.get("username") != "t@x.org" or form.get("password") != "Right-Pass-123":
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return JSONResponse({"access_token": "tok-notes", "token_type": "bearer"})
+
+    @app.post("/api/v2/notes")
+    async def note(request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != "Bearer tok-notes":
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        seen["n"] = seen.get("n", 0) + 1
+        if limit is not None and seen["n"] > limit:
+            return JSONResponse({"error": "slow down"}, 429, headers={"Retry-After": "60"})
+        return JSONResponse({"id": seen["n"]}, status_code=201)
+
+    return app
+
+
+NOTES_MAP = ApiConfig(
+    openapi="off", login={"path": "/oauth/token", "body": "form", "username_field": "username"}
+)
+NOTES_POLICY = {"method": "POST", "path": "/api/v2/notes", "limit": 4, "window": "1m", "auth": True}
+CREDS = {"READYCTL_AUTH_USERNAME": "t@x.org", "READYCTL_AUTH_PASSWORD": "Right-Pass-123"}
+
+
+def run_notes(limit: int | None, api: ApiConfig, policies: list[Any]) -> dict[str, Any]:
+    cfg = Config(checks={"ratelimit.policies": {"policies": policies, "concurrency": 2}})
+    with serve(notes_app(limit)) as s:
+        env = Environment(base_url=s.url, production=True, allow=ALLOW, api=api)
+        ctx = make_context(config=cfg, environment=env, environ=dict(CREDS))
+        out = run_checks(ctx, only=["ratelimit.*"])
+    return results_of(out, "ratelimit.policies")
+
+
+def test_an_authenticated_policy_logs_in_through_the_map_on_another_api_shape() -> None:
+    got = run_notes(4, NOTES_MAP, [NOTES_POLICY])
+    r = got["POST /api/v2/notes"]
+    assert r.status.value == "pass" and "429 at request 5" in r.summary, r.summary
+    got = run_notes(None, NOTES_MAP, [NOTES_POLICY])
+    r = got["POST /api/v2/notes"]
+    assert r.status.value == "fail" and "no rate limit at 4 per 1m" in r.summary, r.summary
+
+
+def test_no_policies_skip_naming_the_setting_and_no_limit_is_invented() -> None:
+    # the map knows a login route, yet readyctl does not guess the API's limits
+    (r,) = run_notes(4, NOTES_MAP, []).values()
+    assert r.status.value == "skip" and "checks.ratelimit.policies.policies" in r.reason
+    # a policy that needs a session, on a map without a login: skipped, not an error
+    (r,) = run_notes(4, ApiConfig(openapi="off"), [NOTES_POLICY]).values()
+    assert r.status.value == "skip" and "no login route" in r.reason
+    assert "environments.default.api.login" in r.reason
 
 
 def test_render_and_windows() -> None:

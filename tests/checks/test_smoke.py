@@ -6,10 +6,14 @@ import json
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
-from readyctl.config import Config
+from readyctl.apimap import ApiConfig
+from readyctl.config import Config, Environment
 from tests.conftest import demo_context
-from tests.helpers import results_of, run_checks, statuses
+from tests.helpers import make_context, results_of, run_checks, statuses
+from tests.servers import serve
 
 pytestmark = pytest.mark.slow
 ALLOW = ["smoke.*"]
@@ -134,7 +138,8 @@ def test_custom_suite_from_settings_and_config_errors(healthy_demo: Any, tmp_pat
         "      - {name: missing, path: /v1/nope, expect: {status: 200}}\n"
         "      - {name: after, path: /health}\n"
     )
-    _, out = _run(healthy_demo, {"suite": str(suite)})
+    # the managed demo's profile sets include_default; readyctl.yaml wins key by key
+    _, out = _run(healthy_demo, {"suite": str(suite), "include_default": False})
     assert statuses(out, CID) == {
         "ops/health": "pass",
         "ops/ready": "pass",
@@ -166,7 +171,8 @@ def test_readyctl_smoke_command_runs_just_the_suite(healthy_demo: Any, tmp_path:
         "environments": {
             "target": {"base_url": healthy_demo.base_url, "ca_bundle": healthy_demo.ca_bundle}
         },
-        "checks": {CID: {"only": ["counsel", "payments"]}},
+        # a plain environment (not `managed: demo`): the bundled suite runs only when asked
+        "checks": {CID: {"only": ["counsel", "payments"], "include_default": True}},
     }
     (tmp_path / "readyctl.yaml").write_text(json.dumps(cfg))
     member = healthy_demo.user("member")
@@ -195,3 +201,74 @@ def test_readyctl_smoke_command_runs_just_the_suite(healthy_demo: Any, tmp_path:
     assert not any(s.startswith(("registration/", "tenancy/")) for s in smoke)  # `only`
     assert (tmp_path / "out" / "readiness.xml").exists()
     assert member["password"] not in (tmp_path / "out" / "readiness.json").read_text()
+
+
+# -- another API shape: the suite is the user's, never the bundled counseling one --------------
+def notes_app(broken: bool = False) -> FastAPI:
+    """Another API: POST /api/v2/notes creates a note, GET /api/v2/notes/{id} reads it back."""
+    app = FastAPI(openapi_url=None)
+    notes: dict[int, str] = {}
+    app.state.seen = []
+
+    @app.middleware("http")
+    async def record(request, call_next):  # type: ignore[no-untyped-def]
+        app.state.seen.append(request.url.path)
+        return await call_next(request)
+
+    @app.post("/api/v2/notes", status_code=201)
+    def create(body: dict[str, str]) -> dict[str, Any]:
+        notes[len(notes) + 1] = body.get("text", "")
+        return {"id": len(notes)}
+
+    @app.get("/api/v2/notes/{note_id}")
+    def read(note_id: int) -> JSONResponse:
+        if broken or note_id not in notes:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse({"id": note_id, "text": notes[note_id]})
+
+    return app
+
+
+NOTES_SUITE = [
+    {
+        "name": "notes",
+        "steps": [
+            {
+                "name": "create",
+                "method": "POST",
+                "path": "/api/v2/notes",
+                "json": {"text": "hello"},
+                "expect": {"status": 201},
+                "capture": {"note": "json:id"},
+            },
+            {
+                "name": "read-back",
+                "path": "/api/v2/notes/{{ note }}",
+                "expect": {"status": 200, "json": {"text": "hello"}},
+            },
+        ],
+    }
+]
+
+
+def _run_notes(settings: dict[str, Any] | None, broken: bool = False) -> tuple[FastAPI, Any]:
+    app = notes_app(broken)
+    config = Config(checks={CID: settings}) if settings else None
+    with serve(app) as s:
+        env = Environment(base_url=s.url, api=ApiConfig(openapi="off"))
+        out = run_checks(make_context(config=config, environment=env), only=[CID])
+    return app, out
+
+
+def test_an_inline_suite_runs_on_another_api_shape() -> None:
+    _, out = _run_notes({"scenarios": NOTES_SUITE})
+    assert statuses(out, CID) == {"notes/create": "pass", "notes/read-back": "pass"}
+    _, out = _run_notes({"scenarios": NOTES_SUITE}, broken=True)
+    assert statuses(out, CID) == {"notes/create": "pass", "notes/read-back": "fail"}
+
+
+def test_without_a_suite_smoke_skips_naming_the_setting() -> None:
+    app, out = _run_notes(None)
+    (r,) = results_of(out, CID).values()
+    assert r.status.value == "skip" and "checks.smoke.scenarios.suite" in r.reason
+    assert not any(p.startswith("/v1/") for p in app.state.seen)  # no counseling route tried

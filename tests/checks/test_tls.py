@@ -9,9 +9,12 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from readyctl.checks.tls.https_redirect import PROBE_QUERY
 
+from readyctl.apimap import ApiConfig
 from readyctl.config import Config, Environment
 from readyctl.result import ErrorReason, Status
 from tests.checks.tls_servers import OK, endless, raw_server, response
@@ -21,7 +24,9 @@ from tests.servers import free_port, serve
 
 pytestmark = pytest.mark.slow
 
-REDIRECT_PATHS = ["/", "/health?from=readyctl&check=redirect"]
+# "/" and the demo map's probes (readyctl/demo/profile.py) with the redirect probe's query
+REDIRECT_PATHS = ["/", f"/health/live?{PROBE_QUERY}", f"/health/ready?{PROBE_QUERY}"]
+HSTS_PATHS = ["/", "/health/live", "/health/ready"]
 
 
 def one_line(outcome) -> None:  # type: ignore[no-untyped-def]
@@ -52,13 +57,13 @@ def test_healthy_demo_passes_every_tls_check(healthy_demo) -> None:  # type: ign
         "TLS 1.1": "pass",
         "TLS 1.2+": "pass",
     }
-    assert statuses(out, "tls.hsts") == {"/health": "pass", "/": "pass"}
+    assert statuses(out, "tls.hsts") == dict.fromkeys(HSTS_PATHS, "pass")
     assert statuses(out, "tls.https_redirect") == {p: "pass" for p in REDIRECT_PATHS}
     assert {r.status for r in out.results} == {Status.PASS}
     one_line(out)
     proto = results_of(out, "tls.protocols")
     assert "local server accept TLS 1.0" in proto["TLS 1.0"].evidence["positive_control"]
-    hsts = results_of(out, "tls.hsts")["/health"]
+    hsts = results_of(out, "tls.hsts")["/health/live"]
     assert hsts.measured == 31536000 and hsts.evidence["include_subdomains"] is True
     expiry = results_of(out, "tls.expiry")["leaf certificate"]
     assert expiry.score == 1.0 and expiry.evidence["not_after"].startswith("3000-01-01")
@@ -68,8 +73,8 @@ def test_healthy_demo_passes_every_tls_check(healthy_demo) -> None:  # type: ign
 def test_demo_faults_turn_exactly_their_checks_red(faulty_demo) -> None:  # type: ignore[no-untyped-def]
     demo = faulty_demo("no-hsts", "no-https-redirect")
     out = run_checks(demo_context(demo), only=["tls.*"])
-    assert statuses(out, "tls.hsts") == {"/health": "fail", "/": "fail"}
-    assert "no Strict-Transport-Security" in results_of(out, "tls.hsts")["/health"].summary
+    assert statuses(out, "tls.hsts") == dict.fromkeys(HSTS_PATHS, "fail")
+    assert "no Strict-Transport-Security" in results_of(out, "tls.hsts")["/health/live"].summary
     assert statuses(out, "tls.https_redirect") == {p: "fail" for p in REDIRECT_PATHS}
     served = results_of(out, "tls.https_redirect")[REDIRECT_PATHS[1]]
     assert "answered 200 over plain HTTP" in served.summary
@@ -395,3 +400,72 @@ def test_hsts_variants_and_hostile_answers(tmp_path: Path) -> None:
     assert got["/script"].evidence["header"] == "<script>alert(1)</script>"
     assert got["/hang"].error_reason is ErrorReason.TIMEOUT
     one_line(out)
+
+
+# -- another API shape: the paths come from the API map, "/" when it has none ----------------
+SHAPE = ApiConfig(openapi="off", health={"live": "/healthz", "ready": "/readyz"})
+NO_MAP = ApiConfig(openapi="off")
+
+
+def test_hsts_judges_the_maps_probes_on_another_api_shape(tmp_path: Path) -> None:
+    good = _hsts("max-age=31536000")
+    routes: dict[str, Any] = {"/": good, "/healthz": good, "/readyz": good}
+    with raw_server(routes, tls_dir=tmp_path / "a") as s:
+        env = env_for(s.url, s.ca_bundle, api=SHAPE)
+        out = run_checks(make_context(environment=env), only=["tls.hsts"])
+    assert statuses(out, "tls.hsts") == {"/": "pass", "/healthz": "pass", "/readyz": "pass"}
+    # red: the readiness probe (answered by another layer) goes without the header
+    routes["/readyz"] = OK
+    with raw_server(routes, tls_dir=tmp_path / "b") as s:
+        env = env_for(s.url, s.ca_bundle, api=SHAPE)
+        out = run_checks(make_context(environment=env), only=["tls.hsts"])
+    assert statuses(out, "tls.hsts") == {"/": "pass", "/healthz": "pass", "/readyz": "fail"}
+    one_line(out)
+
+
+def test_hsts_with_an_empty_map_judges_the_base_url_only(tmp_path: Path) -> None:
+    # no guessed /health: "/" only, and a 404 there carries the header like any answer
+    routes = {"/": response(404, {STS: "max-age=31536000"}, b"{}")}
+    with raw_server(routes, tls_dir=tmp_path / "tls") as s:
+        env = env_for(s.url, s.ca_bundle, api=NO_MAP)
+        out = run_checks(make_context(environment=env), only=["tls.hsts"])
+    assert statuses(out, "tls.hsts") == {"/": "pass"}
+
+
+def redirector(base: str, plain: tuple[str, ...] = ()) -> Any:
+    """Plain HTTP: 308 to the same path and query on `base`; `plain` paths are served as is."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path, query = scope["path"], scope["query_string"].decode()
+        if path in plain:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"served over plain http"})
+            return
+        where = f"{base}{path}" + (f"?{query}" if query else "")
+        headers = [(b"location", where.encode()), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 308, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def _redirects(tmp_path: Path, api: ApiConfig, plain: tuple[str, ...] = ()) -> dict[str, str]:
+    with raw_server(tls_dir=tmp_path) as tls, serve(redirector(tls.url, plain)) as http:
+        env = env_for(tls.url, tls.ca_bundle, http_url=http.url, api=api)
+        out = run_checks(make_context(environment=env), only=["tls.https_redirect"])
+    one_line(out)
+    return statuses(out, "tls.https_redirect")
+
+
+def test_https_redirect_follows_the_map_on_another_api_shape(tmp_path: Path) -> None:
+    paths = ["/", f"/healthz?{PROBE_QUERY}", f"/readyz?{PROBE_QUERY}"]
+    assert _redirects(tmp_path / "a", SHAPE) == dict.fromkeys(paths, "pass")
+    # red: the readiness probe is answered over plain HTTP
+    got = _redirects(tmp_path / "b", SHAPE, plain=("/readyz",))
+    assert got == {paths[0]: "pass", paths[1]: "pass", paths[2]: "fail"}
+
+
+def test_https_redirect_with_an_empty_map_probes_the_base_url_only(tmp_path: Path) -> None:
+    assert _redirects(tmp_path, NO_MAP) == {"/": "pass", f"/?{PROBE_QUERY}": "pass"}

@@ -109,8 +109,8 @@ def test_explain_lists_settings(readyctl) -> None:  # type: ignore[no-untyped-de
     assert r.code == 0, r.both
     section = r.out.split("Settings", 1)[1]
     lines = {ln.strip().split(":", 1)[0]: ln.strip() for ln in section.splitlines() if ln.strip()}
-    assert lines["path"].startswith('path: str = "/v1/auth/me" — ')
-    assert "protected route" in lines["path"]
+    assert lines["path"].startswith("path: str = unset — ")  # default: from the API map
+    assert "protected route" in lines["path"] and "api.me" in lines["path"]
     assert lines["expired_by_s"].startswith("expired_by_s: int (> 0) = 3600 — ")
     r = readyctl("explain", "http.versioning")
     assert "deprecated[].sunset: date = unset — " in r.out
