@@ -265,6 +265,11 @@ class ApiMap:
         return value
 
     @property
+    def login_known(self) -> bool:
+        """A login route or a static token is known."""
+        return self.token is not None or (self.login is not None and self.login.path is not None)
+
+    @property
     def has_refresh(self) -> bool | None:
         """True: a refresh route is known; False: the API has none; None: unknown."""
         if self.refresh == "none":
@@ -377,8 +382,11 @@ class Builder:
                 self.values["health"] = HealthSpec(**merged)
                 continue
             if name == "login" and "login" in self.values and isinstance(value, LoginSpec):
-                # discovery may complete a configured login (the token fields, the body)
+                # discovery may complete a configured login (the route, the token fields)
+                had_path = self.values["login"].path is not None
                 self.values["login"] = _complete(self.values["login"], value)
+                if not had_path and self.values["login"].path is not None:
+                    self.sources["login"] = source  # the route itself came from here
                 continue
             if name in self.values:
                 continue

@@ -437,7 +437,8 @@ class Context:
                 b.add(found.values, apimap.OPENAPI)
             elif found.hidden:
                 b.notes.append("an OpenAPI document answered 401/403 anonymously")
-            if "login" not in b.values and "token" not in b.values:
+            login = b.values.get("login")
+            if "token" not in b.values and (login is None or login.path is None):
                 meta = discovery.oauth_metadata(self, budget)
                 b.notes.extend(meta.notes)
                 if meta.at:
@@ -480,9 +481,43 @@ class Context:
                         if found.at:
                             b.openapi_at = found.at
                             b.add(found.values, apimap.OPENAPI)
+            try:
+                self._settle_discovered(b)
+            except Exception as e:  # as above: the map stays as is
+                b.notes.append(f"checking discovered routes stopped: {type(e).__name__}")
             return b.build()
 
         return self._cached("api", self.state.api_map_lock, build)
+
+    def _settle_discovered(self, b: Any) -> None:
+        """What discovery implies beyond single routes.
+
+        A found OpenAPI document that describes no refresh operation means the API has no
+        refresh flow (`refresh: none`, source openapi); lists from the document are ordered by
+        what the test account may read (an admin list answering 403 is not used).
+        """
+        from readyctl import apimap, discovery
+
+        if b.openapi_at and "refresh" not in b.values:
+            b.add({"refresh": "none"}, apimap.OPENAPI)
+            b.notes.append(f"{b.openapi_at} describes no token refresh operation: refresh none")
+        lists = b.values.get("lists")
+        if not lists or b.sources.get("lists") != apimap.OPENAPI or len(lists) < 1:
+            return
+        try:
+            session = self.auth()
+        except AuthError:
+            return
+        budget = b.budget or discovery.Budget()
+        ordered, notes = discovery.readable_lists(
+            self, list(lists), session.header, session.header_value, budget
+        )
+        b.notes.extend(notes)
+        if ordered:
+            b.values["lists"] = ordered
+        else:
+            del b.values["lists"]
+            del b.sources["lists"]
 
     def _login(self) -> AuthSession:
         import httpx

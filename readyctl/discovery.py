@@ -236,3 +236,39 @@ def _same_origin_path(base: str, url: str) -> str | None:
     if (u.scheme, u.netloc) != (b.scheme, b.netloc) or not u.path.startswith("/"):
         return None
     return u.path + (f"?{u.query}" if u.query else "")
+
+
+def readable_lists(
+    ctx: Context, lists: list[Any], header: str, value: str, budget: Budget
+) -> tuple[list[Any], list[str]]:
+    """Discovered lists ordered by what the test account may read: those answering 2xx to
+    the session first; a list answering 401/403 (an admin route, another role) is dropped
+    with a note, one that cannot be asked (path parameters) or did not answer is kept last."""
+    client = ctx.http(timeout=REQUEST_S, max_body=2_000_000)
+    ok: list[Any] = []
+    unknown: list[Any] = []
+    notes: list[str] = []
+    for spec in lists:
+        if "{" in spec.path:
+            unknown.append(spec)
+            continue
+        query = {p: 1 for p in (spec.size_param,) if p}
+        if spec.page_param:
+            query[spec.page_param] = 1
+        path = spec.path
+        if query:
+            from urllib.parse import urlencode
+
+            path += ("&" if "?" in path else "?") + urlencode(query)
+        resp = _get(ctx, client, path, {header: value, "Accept": "application/json"}, budget)
+        if resp is None or resp.status_code >= 500:
+            unknown.append(spec)
+        elif resp.status_code in (401, 403, 404):
+            notes.append(
+                f"list {spec.path} answers {resp.status_code} to the test account: not used"
+            )
+        elif resp.status_code < 300:
+            ok.append(spec)
+        else:
+            unknown.append(spec)
+    return ok + unknown, notes

@@ -87,7 +87,7 @@ def capability_status(cap: Capability, ctx: Context) -> tuple[bool, str]:
         api = ctx.api_static()
         discoverable = (env.api.openapi if env.api else "auto") != "off"
         return (
-            api.login is not None or api.token is not None or discoverable,
+            api.login_known or discoverable,
             f"no login: set environments.{ctx.env_name}.api.login or api.token (discovery is off)",
         )
     if cap is Capability.DB:

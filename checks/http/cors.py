@@ -168,9 +168,10 @@ class Cors(Check):
             if not enabled:
                 control = self.skipped(control_subject, "CORS is off for this API (enabled: false)")
             elif not allowed:
-                control = self.errored(
+                # without a positive control the foreign probes still tell whether arbitrary
+                # origins are admitted (the risk); only the allow side stays unverified
+                control = self.skipped(
                     control_subject,
-                    ErrorReason.CONFIG,
                     f"no allowed origin known: set environments.{ctx.env_name}.api.cors_origin "
                     "(or checks.http.cors.allowed_origin, or WEB_APP_URL in the env file)",
                 )
@@ -192,8 +193,10 @@ class Cors(Check):
                         "enabled: false if the API serves no browsers",
                     )
             yield control
-            yield self._probe("preflight", path, foreign, preflight, control_ok or not enabled)
-            yield self._probe("simple GET", path, foreign, simple, control_ok or not enabled)
+            controlled = control_ok or not enabled or not allowed
+            note = "" if allowed or not enabled else " (no allowed origin known to compare with)"
+            yield self._probe("preflight", path, foreign, preflight, controlled, note)
+            yield self._probe("simple GET", path, foreign, simple, controlled, note)
         except ProbeError as e:
             yield self.errored("*", e.reason, e.detail)
 
@@ -204,6 +207,7 @@ class Cors(Check):
         origins: list[str],
         send: Callable[[str], Fetched],
         controlled: bool,
+        note: str = "",
     ) -> Result:
         """Send one kind of request from every foreign origin; the worst grant decides."""
         subject = f"{kind} from a foreign origin"
@@ -239,7 +243,7 @@ class Cors(Check):
             return self.passed(
                 subject,
                 f"{kind} on {path} from {len(origins)} foreign origins gets no "
-                "Access-Control-Allow-Origin",
+                f"Access-Control-Allow-Origin{note}",
                 evidence=evidence,
             )
         _, origin, granted, creds = worst
@@ -281,6 +285,6 @@ class Cors(Check):
             )
         return self.passed(
             subject,
-            f"{kind} on {path} from foreign origins only names other (allowed) origins",
+            f"{kind} on {path} from foreign origins only names other (allowed) origins{note}",
             evidence=evidence,
         )
