@@ -155,7 +155,7 @@ class SecretsManager(Check):
         elif isinstance(named, str):
             ids = [named]
         else:
-            env = ctx.config.env
+            env = ctx.env_config()
             ids = [name for name in env.required if is_secret(name, rules=env.rules)]
         return list(dict.fromkeys(prefix + i for i in ids))
 

@@ -108,7 +108,7 @@ class NoPlainEnv(Check):
         if path is None or not path.is_file():
             yield self.errored("env file", ErrorReason.CONFIG, f"env file {path} does not exist")
             return
-        rules = ctx.config.env.rules
+        rules = ctx.env_config().rules
         allowed = set(settings.allow)
         secret_names = sorted(
             name

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from readyctl.config import AwsConfig, Config, Environment
+from readyctl.config import AwsConfig, Config, EnvConfig, Environment
 from tests.conftest import demo_context
 from tests.helpers import make_context, results_of, run_checks, statuses
 from tests.servers import serve
@@ -37,7 +37,8 @@ def _aws_ctx(url: str, settings: dict[str, Any], *, now: dt.datetime | None = No
     env = Environment(aws=AwsConfig(region="us-east-1", endpoint_url=url))
     clock = (lambda: now) if now is not None else None
     kw = {"clock": clock} if clock else {}
-    return make_context(config=Config(checks={"secrets.manager": settings}), environment=env, **kw)
+    config = Config(env=EnvConfig(preset="counseling"), checks={"secrets.manager": settings})
+    return make_context(config=config, environment=env, **kw)
 
 
 def _texts(outcome: Any) -> str:
