@@ -50,6 +50,7 @@ from readyctl.cli import config_cmd as _config_cmd  # noqa: E402
 from readyctl.cli import db as _db  # noqa: E402
 from readyctl.cli import demo as _demo  # noqa: E402
 from readyctl.cli import env as _env  # noqa: E402
+from readyctl.cli import init_cmd as _init_cmd  # noqa: E402
 from readyctl.cli import load as _load  # noqa: E402
 from readyctl.cli import report as _report  # noqa: E402
 from readyctl.cli import schema as _schema  # noqa: E402
@@ -66,6 +67,7 @@ _smoke.register(app)
 _load.register(app)
 _baseline.register(app)
 _config_cmd.register(app)
+_init_cmd.register(app)
 
 
 def main() -> None:

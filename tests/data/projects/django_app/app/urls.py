@@ -1,0 +1,3 @@
+"""The app's routes."""
+
+urlpatterns: list[object] = []

@@ -1,0 +1,5 @@
+"""URL routes."""
+
+from django.urls import include, path
+
+urlpatterns = [path("api/", include("app.urls"))]
