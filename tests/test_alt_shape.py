@@ -19,7 +19,7 @@ import yaml
 
 from readyctl.config import Config, EnvConfig
 from readyctl.demo.faults import FAULT_INCIDENTAL, FAULTS, MIGRATION_FAULTS, SHAPE_NOT_APPLICABLE
-from tests.conftest import demo_context
+from tests.conftest import TEST_LOAD, demo_context
 from tests.helpers import report_of, run_checks
 
 DEMO = Path(__file__).resolve().parents[1] / "readyctl" / "demo"
@@ -31,6 +31,7 @@ def alt_checks() -> dict[str, Any]:
     """The alt fragment's check settings, the smoke suite made absolute."""
     data = yaml.safe_load((DEMO / "alt.readyctl.yaml").read_text())["checks"]
     data["smoke.scenarios"]["suite"] = str(DEMO / data["smoke.scenarios"]["suite"])
+    data["load.thresholds"].update(TEST_LOAD)  # see tests/conftest.py
     return data
 
 

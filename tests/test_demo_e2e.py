@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_LOAD
 
 
 def _leftovers(tmp: Path) -> tuple[list[str], list[str]]:
@@ -130,12 +130,23 @@ def test_fresh_clone_check_is_ready_against_the_demo(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out = tmp_path / "out"
+    # the repository's readyctl.yaml, with the load checks at the test suite's user count
+    # (tests/conftest.py TEST_LOAD_USERS: 100 users on a busy 2-core CI box measure the box)
+    config = tmp_path / "readyctl.yaml"
+    config.write_text(
+        (ROOT / "readyctl.yaml").read_text()
+        + "\nchecks:\n  load.thresholds: "
+        + ", ".join(f"{k}: {v}" for k, v in TEST_LOAD.items()).join("{}")
+        + "\n"
+    )
     p = subprocess.run(
         [
             sys.executable,
             "-m",
             "readyctl",
             "check",
+            "--config",
+            str(config),
             "--out",
             str(out),
             "--no-history",
