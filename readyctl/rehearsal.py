@@ -9,6 +9,13 @@ Migration tools:
   interpreter/command (`python:`), through a small shim that needs only alembic.
 - `CommandMigrator`: any other stack (Prisma, TypeORM, Flyway, ...) through `up`, `down` and
   `current` shell commands; the database URL reaches them through environment variables.
+
+Sealed: every migration subprocess (commands, the shim in the project's interpreter) gets an
+allow-listed environment (`sealed_environ`): PATH, HOME, locale, TZ, TMPDIR, VIRTUAL_ENV,
+NODE_*, the `env:` map of the settings, and the scratch connection as URL variables (`url_env`)
+and as parts (`connection_env`); nothing else of readyctl's environment or the target's reaches
+it. Before the first step a sentinel (`prove_scratch`) makes the scratch copy's migration state
+differ from the target's and expects the tool's own `current` to see it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import dataclasses
 import json
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -151,6 +159,26 @@ def downgrade(req):
     return {}
 
 
+def current(req):
+    """The revisions env.py's own connection reads (alembic current, never writing)."""
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    cfg = load(req)
+    script = ScriptDirectory.from_config(cfg)
+    seen = []
+
+    def read(rev, context):
+        seen.append(list(context.get_current_heads()))
+        return []
+
+    with EnvironmentContext(cfg, script, fn=read, dont_mutate=True):
+        script.run_env()
+    if not seen:
+        raise RuntimeError("env.py did not call context.run_migrations()")
+    return {"heads": [h for heads in seen for h in heads]}
+
+
 def sql(req):
     """The offline (--sql) SQL of an upgrade range."""
     from alembic import command
@@ -160,7 +188,13 @@ def sql(req):
     return {"sql": buf.getvalue()}
 
 
-ACTIONS = {"info": info, "upgrade": upgrade, "downgrade": downgrade, "sql": sql}
+ACTIONS = {
+    "info": info,
+    "upgrade": upgrade,
+    "downgrade": downgrade,
+    "sql": sql,
+    "current": current,
+}
 
 
 def main():
@@ -286,6 +320,48 @@ PG_CONNECTION_VARS = (
     "PGSSLMODE",
 )
 DEFAULT_URL_VARS = ("DATABASE_URL",)
+# what a sealed migration subprocess keeps of readyctl's own environment
+SEALED_NAMES = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "VIRTUAL_ENV")
+SEALED_PREFIXES = ("LC_", "NODE_")
+CONNECTION_PARTS = ("host", "port", "user", "password", "dbname")
+
+
+def connection_parts(url: str) -> dict[str, str]:
+    """host, port, user, password and dbname of a URL (port 5432, password "" by default)."""
+    parts = scratch.url_parts(url)
+    out = {k: parts[k] for k in CONNECTION_PARTS if k in parts}
+    out.setdefault("port", "5432")
+    out.setdefault("password", "")
+    return out
+
+
+def _point_at_scratch(
+    env: dict[str, str],
+    url: str,
+    url_env: Sequence[str],
+    connection_env: dict[str, str] | None,
+    options: dict[str, str] | None,
+) -> dict[str, str]:
+    """Drop PG* variables, point every PostgreSQL URL and the named variables at `url`."""
+    target = scratch.libpq_url(url)
+    env = {k: v for k, v in env.items() if k not in PG_CONNECTION_VARS}
+    for k, v in list(env.items()):
+        if _URL_LIKE.match(v or ""):
+            env[k] = target
+    for var in (*DEFAULT_URL_VARS, *url_env):
+        env[var] = target
+    if connection_env:
+        parts = connection_parts(url)
+        for part, var in connection_env.items():
+            if part not in CONNECTION_PARTS:
+                raise RehearsalError(
+                    f"connection_env: {part!r} is not one of {', '.join(CONNECTION_PARTS)}"
+                )
+            if part in parts:
+                env[var] = parts[part]
+    if options:
+        env["PGOPTIONS"] = " ".join(f"-c {k}={v}" for k, v in options.items())
+    return env
 
 
 def isolated_environ(
@@ -293,23 +369,39 @@ def isolated_environ(
     url: str,
     url_env: Sequence[str] = (),
     options: dict[str, str] | None = None,
+    connection_env: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """`base` made safe for a migration tool: every database URL in it points at `url`.
 
     libpq's PG* connection variables are dropped and every variable whose value is a
     PostgreSQL URL (the target's DATABASE_URL, say) is replaced, so a tool that ignores the
-    URL it is given still cannot reach the target.
+    URL it is given still cannot reach the target through them. Used for alembic in this
+    process, which shares readyctl's environment; subprocesses get `sealed_environ`.
     """
-    target = scratch.libpq_url(url)
-    env = {k: v for k, v in base.items() if k not in PG_CONNECTION_VARS}
-    for k, v in list(env.items()):
-        if _URL_LIKE.match(v or ""):
-            env[k] = target
-    for var in (*DEFAULT_URL_VARS, *url_env):
-        env[var] = target
-    if options:
-        env["PGOPTIONS"] = " ".join(f"-c {k}={v}" for k, v in options.items())
-    return env
+    return _point_at_scratch(dict(base), url, url_env, connection_env, options)
+
+
+def sealed_environ(
+    url: str,
+    *,
+    url_env: Sequence[str] = (),
+    connection_env: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The whole environment of a migration subprocess: allow-listed, pointing at `url`.
+
+    From `base` (default: readyctl's os.environ) only PATH, HOME, the locale (LANG, LANGUAGE,
+    LC_*), TZ, TMPDIR, VIRTUAL_ENV and NODE_* are kept; then `extra` (the settings' `env:`
+    map; PYTHONPATH only from there), then the scratch connection: `url` in DATABASE_URL and
+    `url_env`, its parts in the variables `connection_env` names ({host: POSTGRES_SERVER,
+    ...}). PG* variables are dropped and any PostgreSQL URL left is pointed at `url`.
+    """
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if k in SEALED_NAMES or k.startswith(SEALED_PREFIXES)}
+    env.update(extra or {})
+    return _point_at_scratch(env, url, url_env, connection_env, options)
 
 
 @contextlib.contextmanager
@@ -342,6 +434,23 @@ def _error_words(e: BaseException) -> str:
     return clip(f"{type(e).__name__}: {first}", 300)
 
 
+_NO_MODULE = re.compile(r"No module named '?([\w.]+)'?")
+SEALED_HINT = (
+    "migration commands run with a sealed environment: pass what they need, PYTHONPATH say, "
+    "in checks.migrations.rehearsal.env"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolReading:
+    """The migration tool's own `current`: whether it ran, everything it printed, and the
+    line that says it (the revisions, or the error)."""
+
+    ok: bool
+    text: str
+    said: str
+
+
 # -- migrators ------------------------------------------------------------------------------------
 class Migrator:
     """One migration tool, driven one step at a time against a database URL."""
@@ -368,6 +477,10 @@ class Migrator:
     def offline_sql(self, revision: str, url: str | None, timeout_s: float) -> str | None:
         """The SQL `revision`'s upgrade would run (None when the tool cannot tell)."""
         return None
+
+    def tool_current(self, url: str, timeout_s: float) -> ToolReading:
+        """What the tool itself reads as the database's revision (through its own connection)."""
+        raise NotImplementedError
 
     def tracking_tables(self) -> tuple[str, ...]:
         """The tool's own bookkeeping tables (left out of fingerprints, copied whole)."""
@@ -408,6 +521,7 @@ class AlembicMigrator(Migrator):
     version_table: str | None = "alembic_version"
     session_options: dict[str, str] = dataclasses.field(default_factory=dict)
     extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
+    connection_env: dict[str, str] = dataclasses.field(default_factory=dict)
     name: str = "alembic"
 
     def __post_init__(self) -> None:
@@ -418,8 +532,8 @@ class AlembicMigrator(Migrator):
 
     @property
     def in_process(self) -> bool:
-        """Whether alembic runs inside readyctl (no `python`, no URL environment variables)."""
-        return self.python is None and not self.url_env
+        """Whether alembic runs inside readyctl (no `python`, url_env or connection_env)."""
+        return self.python is None and not self.url_env and not self.connection_env
 
     def _request(self, action: str, url: str | None, **extra: Any) -> dict[str, Any]:
         req: dict[str, Any] = {
@@ -434,6 +548,44 @@ class AlembicMigrator(Migrator):
         return req
 
     def _call(self, action: str, url: str | None, timeout_s: float, **extra: Any) -> dict[str, Any]:
+        try:
+            return self._call_once(action, url, timeout_s, **extra)
+        except StepFailed as e:
+            hinted = self.import_hint(str(e))
+            if hinted == str(e):
+                raise
+            raise StepFailed(hinted, timed_out=e.timed_out) from None
+
+    def import_hint(self, message: str) -> str:
+        """`message`, plus which setting to use when alembic could not import a module."""
+        found = _NO_MODULE.search(message)
+        if not found:
+            return message
+        module = found.group(1)
+        if self.python is None:
+            return (
+                f"{message}: alembic ran in readyctl's own interpreter, which cannot import "
+                f"{module!r} (env.py or a revision imports the app); run it in the project's "
+                "interpreter: set checks.migrations.rehearsal.python: path/to/.venv/bin/python"
+            )
+        where = " ".join(self.python)
+        if module.split(".")[0] == "alembic":
+            return (
+                f"{message}: {where} has no alembic; set checks.migrations.rehearsal.python: "
+                "to the project's interpreter (path/to/.venv/bin/python), where alembic is "
+                "installed"
+            )
+        return (
+            f"{message}: {where} cannot import {module!r}; set "
+            "checks.migrations.rehearsal.python: to the interpreter of the project's virtualenv "
+            "(path/to/.venv/bin/python), or, when the module is the app's own code, its "
+            "directory in checks.migrations.rehearsal.cwd or env: {PYTHONPATH: ...} (migrations "
+            "run with a sealed environment)"
+        )
+
+    def _call_once(
+        self, action: str, url: str | None, timeout_s: float, **extra: Any
+    ) -> dict[str, Any]:
         req = self._request(action, url, **extra)
         if self.in_process:
             fn = _shim()[action]
@@ -462,11 +614,12 @@ class AlembicMigrator(Migrator):
         with tempfile.TemporaryDirectory(prefix="readyctl-shim-") as tmp:
             shim = Path(tmp) / "readyctl_alembic_shim.py"
             shim.write_text(ALEMBIC_SHIM, encoding="utf-8")
-            env = isolated_environ(
-                {**os.environ, **self.extra_env},
+            env = sealed_environ(
                 url or LINT_PLACEHOLDER_URL,
-                self.url_env,
-                self.session_options if url else None,
+                url_env=self.url_env,
+                connection_env=self.connection_env,
+                extra=self.extra_env,
+                options=self.session_options if url else None,
             )
             cwd = self.cwd or str(Path(self.ini).resolve().parent)
             req["cwd_path"] = cwd
@@ -498,6 +651,15 @@ class AlembicMigrator(Migrator):
             except StepFailed as e:
                 raise RehearsalError(f"alembic could not read the migrations: {e}") from None
         return self._plan_cache[key]
+
+    def tool_current(self, url: str, timeout_s: float) -> ToolReading:
+        """alembic current through env.py's own connection (never writing)."""
+        try:
+            heads = [str(h) for h in self._call("current", url, timeout_s).get("heads", [])]
+        except StepFailed as e:
+            return ToolReading(False, str(e), str(e))
+        said = " ".join(heads) or "no revision"
+        return ToolReading(True, said, said)
 
     def upgrade(self, url: str, revision: str | None, timeout_s: float) -> None:
         """alembic upgrade <revision>."""
@@ -536,24 +698,47 @@ class CommandMigrator(Migrator):
     url_env: list[str] = dataclasses.field(default_factory=lambda: ["DATABASE_URL"])
     extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
     session_options: dict[str, str] = dataclasses.field(default_factory=dict)
+    connection_env: dict[str, str] = dataclasses.field(default_factory=dict)
     name: str = "command"
     version_table: str | None = None
 
     def _env(self, url: str) -> dict[str, str]:
-        return isolated_environ(
-            {**os.environ, **self.extra_env}, url, self.url_env, self.session_options
+        return sealed_environ(
+            url,
+            url_env=self.url_env,
+            connection_env=self.connection_env,
+            extra=self.extra_env,
+            options=self.session_options,
         )
 
-    def _run(self, cmd: str, url: str, timeout_s: float) -> str:
+    def _exec(self, cmd: str, url: str, timeout_s: float) -> tuple[int, str, str]:
         try:
-            code, out, err = run_process(
+            return run_process(
                 cmd, env=self._env(url), cwd=self.cwd, timeout_s=timeout_s, shell=True
             )
         except FileNotFoundError as e:
             raise RehearsalError(f"cannot run {shlex.split(cmd)[0]}: {e.strerror}") from None
+
+    def _run(self, cmd: str, url: str, timeout_s: float) -> str:
+        code, out, err = self._exec(cmd, url, timeout_s)
         if code != 0:
-            raise StepFailed(f"`{cmd}` exited with {code}: {_last_error_line(err or out)}")
+            line = _last_error_line(err or out)
+            hint = f" ({SEALED_HINT})" if _NO_MODULE.search(line) else ""
+            raise StepFailed(f"`{cmd}` exited with {code}: {line}{hint}")
         return out
+
+    def tool_current(self, url: str, timeout_s: float) -> ToolReading:
+        """Run `current`; its whole output, whether or not it succeeded."""
+        try:
+            code, out, err = self._exec(self.current_cmd, url, timeout_s)
+        except StepFailed as e:
+            return ToolReading(False, str(e), str(e))
+        if code != 0:
+            return ToolReading(
+                False, f"{out}\n{err}", f"exited with {code}: {_last_error_line(err or out)}"
+            )
+        lines = [x.strip() for x in out.splitlines() if x.strip()]
+        return ToolReading(True, f"{out}\n{err}", clip(lines[-1], 200) if lines else "nothing")
 
     def current(self, url: str) -> tuple[str, ...]:
         """The last non-empty line printed by `current`."""
@@ -1010,6 +1195,208 @@ class _Rehearsal:
             )
 
 
+# -- the sentinel: the tool must read the scratch copy, not the target ---------------------------
+SENTINEL_PREFIX = "readyctl_sentinel_"
+NOT_SCRATCH_HINT = (
+    "it probably builds its URL from variables readyctl does not set: map them with "
+    "connection_env (checks.migrations.rehearsal.connection_env: {host: POSTGRES_SERVER, "
+    "port: POSTGRES_PORT, user: POSTGRES_USER, password: POSTGRES_PASSWORD, dbname: "
+    "POSTGRES_DB}, any subset) or url_env"
+)
+
+
+def _regclass(conn: Any, table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    return bool(row and row[0] is not None)
+
+
+def _qualified(conn: Any, table: str) -> str | None:
+    """`schema.table` of a table found through the search path (None when it does not exist)."""
+    row = conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+        (table,),
+    ).fetchone()
+    return f"{row[0]}.{row[1]}" if row else None
+
+
+def _ident(table: str) -> Any:
+    from psycopg import sql
+
+    return sql.Identifier(*table.split("."))
+
+
+def prove_scratch(migrator: Migrator, url: str, timeout_s: float = 120) -> str | None:
+    """Prove the tool reads the scratch copy at `url` before any step runs; restore after.
+
+    Alembic (a known version table, or an `alembic_version` a command tool keeps): the
+    table's rows are replaced by one sentinel revision (the table is created when missing)
+    and the tool's `current` must name it (alembic's CLI names it in its error too). Other
+    tools: their tracking tables that hold rows are swapped for empty copies and `current`
+    must say something else than before. The scratch copy's state is restored either way.
+    Raises RehearsalError (before any step) when the tool read another database or could
+    not start; returns a note when no sentinel could be placed (a command tool on a
+    database without migration state).
+    """
+    import psycopg
+    from psycopg import sql
+
+    alembic_table = migrator.version_table if isinstance(migrator, AlembicMigrator) else None
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as e:
+        raise RehearsalError(
+            f"could not connect to the scratch copy: {_error_words(e)}", "connectivity"
+        ) from None
+    with conn:
+        if alembic_table is None and _regclass(conn, "alembic_version"):
+            alembic_table = "alembic_version"
+        if alembic_table is not None:
+            reading, holds = _alembic_sentinel(conn, migrator, alembic_table, url, timeout_s)
+            if reading is None:
+                return None
+        else:
+            tables = [
+                q
+                for q in (_qualified(conn, t) for t in migrator.tracking_tables())
+                if q is not None
+                and conn.execute(
+                    sql.SQL("SELECT EXISTS (SELECT FROM {})").format(_ident(q))
+                ).fetchone()[0]  # type: ignore[index]
+            ]
+            if not tables:
+                return (
+                    "no sentinel: the database has no migration state to hide from the tool, "
+                    "so only the target's fingerprint afterwards shows where it ran"
+                )
+            before = migrator.tool_current(url, timeout_s)
+            during = _hidden_tables(conn, migrator, tables, url, timeout_s)
+            if (during.ok, during.said) != (before.ok, before.said):
+                return None
+            reading = during
+            names = ", ".join(t.split(".", 1)[1] for t in tables)
+            holds = f"no rows in {names} (it said the same with them)"
+    if not reading.ok and _NO_MODULE.search(reading.said):
+        hint = "" if isinstance(migrator, AlembicMigrator) else f" ({SEALED_HINT})"
+        raise RehearsalError(
+            f"the migration tool could not start: {reading.said}{hint}; nothing was migrated",
+            "config",
+        )
+    saw = f"said {clip(reading.said, 300)}" if reading.ok else f"failed ({clip(reading.said, 300)})"
+    elsewhere = (
+        f" (or env.py keeps its revision in another table than {alembic_table}: set "
+        "checks.migrations.rehearsal.version_table)"
+        if isinstance(migrator, AlembicMigrator)
+        else ""
+    )
+    raise RehearsalError(
+        f"the migration tool did not read the scratch database: its `current` {saw} where "
+        f"scratch holds {holds}; {NOT_SCRATCH_HINT}"
+        f"{elsewhere}; nothing was migrated",
+        "config",
+    )
+
+
+def _alembic_sentinel(
+    conn: Any, migrator: Migrator, table: str, url: str, timeout_s: float
+) -> tuple[ToolReading | None, str]:
+    """Put a sentinel revision in `table`, read `current`, restore. (None when it saw it.)"""
+    from psycopg import sql
+
+    sentinel = SENTINEL_PREFIX + secrets.token_hex(6)  # 30 characters: fits varchar(32)
+    ident = _ident(table)
+    existed = _regclass(conn, table)
+    saved: list[str] = []
+    try:
+        with conn.transaction():
+            if existed:
+                saved = [
+                    str(r[0])
+                    for r in conn.execute(
+                        sql.SQL("SELECT version_num FROM {}").format(ident)
+                    ).fetchall()
+                ]
+                conn.execute(sql.SQL("DELETE FROM {}").format(ident))
+            else:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} (version_num varchar(32) NOT NULL PRIMARY KEY)"
+                    ).format(ident)
+                )
+            conn.execute(sql.SQL("INSERT INTO {} VALUES (%s)").format(ident), (sentinel,))
+    except Exception as e:
+        raise RehearsalError(
+            f"could not place the sentinel revision in the scratch copy's {table}: "
+            f"{_error_words(e)}"
+        ) from None
+    try:
+        reading = migrator.tool_current(url, timeout_s)
+    finally:
+        try:
+            with conn.transaction():
+                if existed:
+                    conn.execute(sql.SQL("DELETE FROM {}").format(ident))
+                    for v in saved:
+                        conn.execute(sql.SQL("INSERT INTO {} VALUES (%s)").format(ident), (v,))
+                else:
+                    conn.execute(sql.SQL("DROP TABLE {}").format(ident))
+        except Exception as e:
+            raise RehearsalError(
+                f"could not restore the scratch copy's {table} after the sentinel: "
+                f"{_error_words(e)}"
+            ) from None
+    if reading.ok and sentinel in reading.text.split():
+        return None, ""
+    if not reading.ok and sentinel in reading.text:  # alembic's CLI: "Can't locate revision"
+        return None, ""
+    return reading, f"revision {sentinel} in {table}"
+
+
+def _hidden_tables(
+    conn: Any, migrator: Migrator, tables: Sequence[str], url: str, timeout_s: float
+) -> ToolReading:
+    """Read `current` while each of `tables` is swapped for an empty copy; swap them back."""
+    from psycopg import sql
+
+    hidden: list[tuple[str, str]] = []
+    try:
+        with conn.transaction():
+            for t in tables:
+                parts = t.split(".")
+                aside = f"readyctl_hidden_{secrets.token_hex(4)}"
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} RENAME TO {}").format(_ident(t), sql.Identifier(aside))
+                )
+                full_aside = ".".join([*parts[:-1], aside])
+                conn.execute(
+                    sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+                        _ident(t), _ident(full_aside)
+                    )
+                )
+                hidden.append((t, aside))
+    except Exception as e:
+        raise RehearsalError(
+            f"could not hide the scratch copy's migration state: {_error_words(e)}"
+        ) from None
+    try:
+        return migrator.tool_current(url, timeout_s)
+    finally:
+        try:
+            with conn.transaction():
+                for t, aside in hidden:
+                    parts = t.split(".")
+                    conn.execute(sql.SQL("DROP TABLE {}").format(_ident(t)))
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                            _ident(".".join([*parts[:-1], aside])), sql.Identifier(parts[-1])
+                        )
+                    )
+        except Exception as e:
+            raise RehearsalError(
+                f"could not restore the scratch copy's migration state: {_error_words(e)}"
+            ) from None
+
+
 def _target_state(url: str, migrator: Migrator) -> tuple[str, tuple[str, ...]]:
     """The target's schema digest and revision, read in a read-only session."""
     import psycopg
@@ -1102,10 +1489,12 @@ def rehearse(
             raise RehearsalError(
                 f"could not copy a sample of rows read-only: {_error_words(e)}", "config"
             ) from None
+        check_deadline()
+        no_sentinel = prove_scratch(migrator, db.url, s.step_timeout_s)  # before any step
         source_rev = migrator.current(db.url)
         run = _Rehearsal(migrator, db, server, s, check_deadline)
         plan = migrator.plan(source_rev)  # cached when the source said the same
-        notes: list[str] = []
+        notes: list[str] = [no_sentinel] if no_sentinel else []
         mode = "none"
         if plan is not None:
             if plan.get("unknown"):

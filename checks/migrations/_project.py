@@ -34,6 +34,25 @@ class MigrationCommands(CheckSettings):
     cwd: str | None = Field(None, description="directory the commands run in")
 
 
+_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ConnectionEnv(CheckSettings):
+    """Variables that receive the scratch server's connection parts (any subset)."""
+
+    host: str | None = Field(None, pattern=_VAR, description="e.g. POSTGRES_SERVER, DB_HOST")
+    port: str | None = Field(None, pattern=_VAR, description="e.g. POSTGRES_PORT, DB_PORT")
+    user: str | None = Field(None, pattern=_VAR, description="e.g. POSTGRES_USER, DB_USER")
+    password: str | None = Field(
+        None, pattern=_VAR, description="e.g. POSTGRES_PASSWORD, DB_PASSWORD"
+    )
+    dbname: str | None = Field(None, pattern=_VAR, description="e.g. POSTGRES_DB, DB_NAME")
+
+    def mapping(self) -> dict[str, str]:
+        """part -> variable name, for the parts that are set."""
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
 class ProjectSettings(CheckSettings):
     """The migration project (set under migrations.rehearsal; lint and pending read it there,
     and their own values of these keys win)."""
@@ -59,9 +78,17 @@ class ProjectSettings(CheckSettings):
     set_sqlalchemy_url: bool = Field(
         True, description="set sqlalchemy.url in alembic's config to the database's URL"
     )
+    connection_env: ConnectionEnv | None = Field(
+        None,
+        description="variables that receive the scratch connection's parts, e.g. {host: "
+        "POSTGRES_SERVER, port: POSTGRES_PORT, user: POSTGRES_USER, password: "
+        "POSTGRES_PASSWORD, dbname: POSTGRES_DB} (alembic: implies a subprocess)",
+    )
     cwd: str | None = Field(None, description="directory alembic (or the commands) run in")
     env: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="extra environment variables for the migrations"
+        default_factory=dict,
+        description="environment variables for the migrations, which get nothing else of "
+        "readyctl's environment but PATH, HOME, locale, TZ, TMPDIR, VIRTUAL_ENV and NODE_*",
     )
     commands: MigrationCommands | None = Field(
         None, description="{up, down, current} shell commands for stacks other than alembic"
@@ -97,6 +124,7 @@ def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -
     """
     s = project_settings(ctx)
     extra_env = {k: str(v) for k, v in s.env.items()}
+    connection_env = s.connection_env.mapping() if s.connection_env else {}
     cmds = s.commands
     if cmds:
         missing = [k for k in ("up", "down", "current") if not getattr(cmds, k)]
@@ -111,6 +139,7 @@ def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -
             url_env=list(s.url_env or ["DATABASE_URL"]),
             extra_env=extra_env,
             session_options=dict(session_options or {}),
+            connection_env=connection_env,
         )
     ini: str | None = None
     if s.alembic_config:
@@ -138,4 +167,5 @@ def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -
         version_table=s.version_table,
         session_options=dict(session_options or {}),
         extra_env=extra_env,
+        connection_env=connection_env,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator
 
@@ -9,6 +10,7 @@ from pydantic import Field
 from readyctl.checks.database._db import target_url
 from readyctl.checks.migrations._project import ProjectSettings, find_migrator
 
+from readyctl import scratch
 from readyctl.check import (
     Capability,
     Category,
@@ -19,7 +21,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
-from readyctl.rehearsal import RehearsalError, RehearsalSettings, rehearse, scratch_for_rehearsal
+from readyctl.rehearsal import RehearsalError, RehearsalSettings, rehearse
 from readyctl.result import ErrorReason, Result
 from readyctl.scratch import ScratchError, cleanup_dir
 
@@ -70,9 +72,16 @@ class MigrationsRehearsal(Check):
       `script_location`, `version_locations`, `version_table` (alembic_version).
     - `python`: run alembic in the project's interpreter or command, e.g. ".venv/bin/python"
       or "poetry run python"; `url_env`: variables that receive the scratch URL (env.py
-      reading DATABASE_URL; implies a subprocess); `set_sqlalchemy_url` (true); `cwd`; `env`.
+      reading DATABASE_URL; implies a subprocess); `connection_env`: variables that receive
+      its parts ({host: POSTGRES_SERVER, port: ..., user, password, dbname}; implies a
+      subprocess); `set_sqlalchemy_url` (true); `cwd`; `env`.
     - `commands: {up, down, current}`: other stacks (one step up, one step down, print the
-      current version); the scratch URL is passed in `url_env` (default DATABASE_URL).
+      current version); the scratch URL is passed in `url_env` (default DATABASE_URL), its
+      parts in `connection_env`.
+    - Migration subprocesses run sealed: PATH, HOME, locale, TZ, TMPDIR, VIRTUAL_ENV, NODE_*,
+      `env` and the scratch connection, nothing else. Before the first step a sentinel in the
+      scratch copy's version table must show in the tool's own `current`, else the rehearsal
+      stops (the tool would have migrated another database).
     - `last` (3): revisions rehearsed when nothing is pending; `sample_rows` (100 per table);
       `lock_timeout_s` (5), `statement_timeout_s` (60), `step_timeout_s` (120),
       `dump_timeout_s` (300); `exclude_tables`: tables whose rows are not compared.
@@ -119,16 +128,20 @@ class MigrationsRehearsal(Check):
             return
         work = tempfile.mkdtemp(prefix="readyctl-rehearsal-")
         ctx.add_cleanup(lambda: cleanup_dir(work))  # also when this thread is abandoned
+        for secret in scratch.config_secrets(ctx.config):
+            ctx.redactor.add(secret)
+        # readyctl.yaml's scratch: section picks the server; rehearse() starts it
+        server = scratch.select(target_url=url, config=ctx.config, base_dir=ctx.base_dir)
+        ctx.add_cleanup(server.close)
         try:
-            with scratch_for_rehearsal(ctx.add_cleanup) as server:
+            with contextlib.closing(server):
                 outcome = rehearse(
                     migrator, url, server, s, check_deadline=ctx.check_deadline, workdir=work
                 )
-        except RehearsalError as e:
-            yield self.errored("migrations", _KIND.get(e.kind, ErrorReason.CONFIG), str(e))
-            return
-        except ScratchError as e:  # the scratch server could not start
-            yield self.errored("migrations", ErrorReason.CONFIG, str(e))
+        except (RehearsalError, ScratchError) as e:  # ScratchError: no server fits the target
+            kind = _KIND.get(e.kind, ErrorReason.CONFIG) if isinstance(e, RehearsalError) else None
+            ev = {"scratch_server": server.describe(), "target_server": server.target_description()}
+            yield self.errored("migrations", kind or ErrorReason.CONFIG, str(e), evidence=ev)
             return
         finally:
             cleanup_dir(work)
@@ -150,6 +163,8 @@ class MigrationsRehearsal(Check):
             "restore_s": round(outcome.restore_s, 3),
             "sampled_rows": outcome.sampled_rows,
             "notes": outcome.notes,
+            "scratch_server": server.describe(),  # kind, version, where (no credentials)
+            "target_server": server.target_description(),
         }
         for r in outcome.revisions:
             ev = {**common, **r.durations()}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -552,11 +555,341 @@ def test_env_py_reading_database_url_in_process_gets_the_scratch_copy(  # type: 
     assert_untouched(before, url)
 
 
-def test_env_py_with_a_fixed_url_is_stopped_at_the_first_step(project_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_env_py_with_a_fixed_url_is_stopped_before_the_first_step(project_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
     url, ini = project_db(ADD_QTY, fixed_url=True)
+    before = snapshot(url)
     out = run_checks(ctx_for(url, tmp_path, alembic_config=ini), only=["migrations.rehearsal"])
     res = results_of(out, "migrations.rehearsal")["migrations"]
     assert res.status.value == "error"
-    assert "did not move the scratch copy" in (res.reason or "")
-    # it stopped after that one step: the target took the upgrade and nothing after it
-    assert snapshot(url)[2] == ["r2_col"]
+    reason = res.reason or ""
+    # alembic in this process read the target through env.py: the sentinel saw it
+    assert "did not read the scratch database: its `current` said r1_items" in reason, reason
+    assert "where scratch holds revision readyctl_sentinel_" in reason
+    assert "connection_env" in reason
+    assert_untouched(before, url)  # nothing ran: not even the first upgrade
+
+
+# -- sealed migration tools: the POSTGRES_* pattern, the sentinel, import errors ------------------
+PG_ENV_PROJECT = Path(__file__).resolve().parents[1] / "data" / "projects" / "fastapi_postgres_env"
+POSTGRES_VARS = {
+    "host": "POSTGRES_SERVER",
+    "port": "POSTGRES_PORT",
+    "user": "POSTGRES_USER",
+    "password": "POSTGRES_PASSWORD",
+    "dbname": "POSTGRES_DB",
+}
+CANARY, CANARY_VALUE = "READYCTL_CANARY_SECRET", "canary-7f3a9c1e5b2d"
+ALEMBIC_CLI = f"{sys.executable} -m alembic"
+PG_ENV_COMMANDS = {
+    # one pending revision: `upgrade heads` is one step, and a no-op at the head
+    "up": f"{ALEMBIC_CLI} upgrade heads",
+    "down": f"{ALEMBIC_CLI} downgrade -1",
+    "current": f"{ALEMBIC_CLI} current",
+}
+
+
+@pytest.fixture
+def pg_env_project(shared_pg, tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    """The FastAPI-template-shaped project, its target at 0001_items, the target's POSTGRES_*."""
+    import subprocess
+
+    name = f"pgenv_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url = shared_pg.create_database(name)
+    root = tmp_path / "backend"
+    shutil.copytree(PG_ENV_PROJECT, root)
+    parts = scratch.url_parts(url)
+    target_vars = {var: parts[part] for part, var in POSTGRES_VARS.items() if part in parts}
+    env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1", **target_vars}
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "0001_items"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    try:
+        yield url, root, target_vars
+    finally:
+        shared_pg.drop_database(name)
+
+
+def export_target(
+    monkeypatch: pytest.MonkeyPatch, url: str, target_vars: dict[str, str]
+) -> dict[str, str]:
+    """The shell readyctl runs in: the target's POSTGRES_* and DATABASE_URL, and a canary."""
+    for k, v in {**target_vars, "DATABASE_URL": url, CANARY: CANARY_VALUE}.items():
+        monkeypatch.setenv(k, v)
+    return dict(os.environ)
+
+
+def pg_env_context(
+    url: str, root: Path, environ: dict[str, str], witness: Path, **settings: Any
+) -> Any:
+    """A context whose process environment (and os.environ) points at the target."""
+    env = {"READYCTL_TEST_WITNESS": str(witness), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.update(settings.pop("env", {}))
+    cfg = Config(checks={"migrations.rehearsal": {"env": env, **settings}})
+    return make_context(
+        config=cfg,
+        environment=Environment(database_url=url, production=True),
+        base_dir=root,
+        environ=environ,
+    )
+
+
+def witnessed(path: Path) -> list[tuple[str, dict[str, str]]]:
+    """(action, environment) of every run of the project's env.py."""
+    runs = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        seen = json.loads(line)
+        request = seen["env"].get("READYCTL_SHIM_REQUEST")
+        action = json.loads(request)["action"] if request else " ".join(seen["argv"])
+        runs.append((action, seen["env"]))
+    return runs
+
+
+def assert_sealed(runs: list[tuple[str, dict[str, str]]]) -> None:
+    """Nothing of the process environment but the allow-list reached the tool."""
+    assert runs, "the project's env.py never ran"
+    for _, env in runs:
+        assert CANARY not in env and CANARY_VALUE not in json.dumps(env)
+        assert not [k for k in env if k.startswith("PG") and k != "PGOPTIONS"]
+        assert env.get("PATH") == os.environ["PATH"]
+
+
+@pytest.mark.slow
+def test_commands_reading_postgres_vars_stop_before_the_first_step(  # type: ignore[no-untyped-def]
+    pg_env_project, tmp_path, monkeypatch, scratch_servers
+) -> None:
+    url, root, target_vars = pg_env_project
+    environ = export_target(monkeypatch, url, target_vars)
+    before = snapshot(url)
+    witness = tmp_path / "witness.jsonl"
+    ctx = pg_env_context(url, root, environ, witness, commands=PG_ENV_COMMANDS)
+    out = run_checks(ctx, only=["migrations.rehearsal"])
+    res = results_of(out, "migrations.rehearsal")["migrations"]
+    assert res.status.value == "error"
+    reason = res.reason or ""
+    assert "the migration tool did not read the scratch database: its `current` failed" in reason
+    assert "KeyError: 'POSTGRES_SERVER'" in reason  # the exported variables never reached it
+    assert "where scratch holds revision readyctl_sentinel_" in reason
+    assert "map them with connection_env" in reason
+    runs = witnessed(witness)
+    assert [a for a, _ in runs] == ["current"], runs  # no upgrade, no downgrade
+    assert_sealed(runs)
+    assert not [k for _, env in runs for k in env if k.startswith("POSTGRES_")]
+    assert all(env["DATABASE_URL"] != url for _, env in runs)
+    assert_untouched(before, url)
+
+
+@pytest.mark.slow
+def test_sentinel_catches_a_tool_that_reads_the_target(  # type: ignore[no-untyped-def]
+    pg_env_project, tmp_path, monkeypatch, scratch_servers
+) -> None:
+    url, root, target_vars = pg_env_project
+    environ = export_target(monkeypatch, url, target_vars)
+    before = snapshot(url)
+    witness = tmp_path / "witness.jsonl"
+    # the user passes the target's variables on explicitly: the tool really reads the target
+    ctx = pg_env_context(url, root, environ, witness, commands=PG_ENV_COMMANDS, env=target_vars)
+    out = run_checks(ctx, only=["migrations.rehearsal"])
+    res = results_of(out, "migrations.rehearsal")["migrations"]
+    assert res.status.value == "error"
+    reason = res.reason or ""
+    assert (
+        "the migration tool did not read the scratch database: its `current` said 0001_items "
+        "where scratch holds revision readyctl_sentinel_"
+    ) in reason, reason
+    assert "connection_env" in reason
+    runs = witnessed(witness)
+    assert [a for a, _ in runs] == ["current"], runs
+    assert_sealed(runs)
+    assert_untouched(before, url)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", ["commands", "alembic"])
+def test_connection_env_rehearses_on_scratch(  # type: ignore[no-untyped-def]
+    pg_env_project, tmp_path, monkeypatch, scratch_servers, tool: str
+) -> None:
+    url, root, target_vars = pg_env_project
+    environ = export_target(monkeypatch, url, target_vars)
+    before = snapshot(url)
+    witness = tmp_path / "witness.jsonl"
+    how: dict[str, Any] = (
+        {"commands": PG_ENV_COMMANDS}
+        if tool == "commands"
+        else {"alembic_config": str(root / "alembic.ini")}  # the shim, in a subprocess
+    )
+    ctx = pg_env_context(url, root, environ, witness, connection_env=POSTGRES_VARS, **how)
+    out = run_checks(ctx, only=["migrations.rehearsal"])
+    st = statuses(out, "migrations.rehearsal")
+    ((subject, status),) = st.items()
+    assert subject.startswith("0002_item_owner") and status == "pass", st
+    runs = witnessed(witness)
+    actions = [a for a, _ in runs]
+    assert actions[0] == "current"  # the sentinel was read before the first step
+    assert any(a.startswith("upgrade") for a in actions)
+    assert any(a.startswith("downgrade") for a in actions)
+    assert_sealed(runs)
+    (port,) = {env["POSTGRES_PORT"] for _, env in runs}  # one scratch server, not the target
+    assert port != target_vars["POSTGRES_PORT"]
+    for _, env in runs:
+        assert env["POSTGRES_DB"].startswith(scratch.SCRATCH_PREFIX)
+        assert env["POSTGRES_SERVER"] == "127.0.0.1"
+        assert env["DATABASE_URL"] != url
+    assert_untouched(before, url)
+
+
+def _missing_module_project(root: Path) -> str:
+    ini = make_project(root, [BASE_REV, ADD_QTY], env_reads_url=False)
+    env_py = Path(ini).parent / "env.py"
+    text = env_py.read_text()
+    env_py.write_text(
+        text.replace(
+            "from alembic import context",
+            "import readyctl_no_such_module\nfrom alembic import context",
+            1,
+        )
+    )
+    return ini
+
+
+def test_import_error_names_the_python_setting_in_and_out_of_process(tmp_path: Path) -> None:
+    from readyctl.rehearsal import LINT_PLACEHOLDER_URL, AlembicMigrator
+
+    ini = _missing_module_project(tmp_path / "p")
+    here = AlembicMigrator(ini=ini).tool_current(LINT_PLACEHOLDER_URL, 60)
+    assert not here.ok
+    assert "No module named 'readyctl_no_such_module'" in here.said
+    assert "readyctl's own interpreter" in here.said
+    assert "set checks.migrations.rehearsal.python: path/to/.venv/bin/python" in here.said
+    shim = AlembicMigrator(ini=ini, python=[sys.executable]).tool_current(LINT_PLACEHOLDER_URL, 60)
+    assert not shim.ok
+    assert "No module named 'readyctl_no_such_module'" in shim.said
+    assert f"{sys.executable} cannot import 'readyctl_no_such_module'" in shim.said
+    assert "checks.migrations.rehearsal.python" in shim.said
+
+
+@pytest.mark.slow
+def test_env_py_importing_a_missing_module_is_an_error_naming_the_python_setting(  # type: ignore[no-untyped-def]
+    shared_pg, tmp_path, scratch_servers
+) -> None:
+    url = shared_pg.create_database(f"nomod_{os.getpid()}")
+    try:
+        ini = _missing_module_project(tmp_path / "p")
+        before = snapshot(url)
+        out = run_checks(ctx_for(url, tmp_path, alembic_config=ini), only=["migrations.rehearsal"])
+        res = results_of(out, "migrations.rehearsal")["migrations"]
+        assert res.status.value == "error"
+        assert "No module named 'readyctl_no_such_module'" in res.summary
+        assert "checks.migrations.rehearsal.python: path/to/.venv/bin/python" in res.summary
+        assert_untouched(before, url)
+    finally:
+        shared_pg.drop_database(f"nomod_{os.getpid()}")
+
+
+def test_sealed_environ_keeps_only_the_allow_list() -> None:
+    from readyctl.rehearsal import sealed_environ
+
+    scratch_url = "postgresql://readyctl:s3cret@127.0.0.1:6543/readyctl_scratch_x"
+    base = {
+        "PATH": "/usr/bin",
+        "HOME": "/home/u",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "TMPDIR": "/tmp/x",
+        "VIRTUAL_ENV": "/srv/app/.venv",
+        "NODE_ENV": "production",
+        "PYTHONPATH": "/somewhere",
+        "PGHOST": "prod-db",
+        "POSTGRES_SERVER": "prod-db",
+        "DATABASE_URL": "postgresql://app:pw@prod-db/app",
+        CANARY: CANARY_VALUE,
+    }
+    env = sealed_environ(
+        scratch_url,
+        url_env=["DIRECT_URL"],
+        connection_env={"host": "DB_HOST", "port": "DB_PORT", "password": "DB_PASS"},
+        extra={"PYTHONPATH": "src", "APP_DB": "postgres://app:pw@prod-db/app", "PGPORT": "1"},
+        options={"lock_timeout": "5000"},
+        base=base,
+    )
+    assert env == {
+        "PATH": "/usr/bin",
+        "HOME": "/home/u",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "TMPDIR": "/tmp/x",
+        "VIRTUAL_ENV": "/srv/app/.venv",
+        "NODE_ENV": "production",
+        "PYTHONPATH": "src",  # from the settings' env:, not from the process
+        "APP_DB": scratch_url,  # a URL in env: is pointed at scratch too
+        "DATABASE_URL": scratch_url,
+        "DIRECT_URL": scratch_url,
+        "DB_HOST": "127.0.0.1",
+        "DB_PORT": "6543",
+        "DB_PASS": "s3cret",
+        "PGOPTIONS": "-c lock_timeout=5000",
+    }
+
+
+def _state(url: str) -> tuple[str, dict[str, str]]:
+    from readyctl import fingerprint as fpm
+
+    with psycopg.connect(url) as conn:
+        f = fpm.take(conn, sample_rows=None)
+    return f.schema_digest(), f.rows
+
+
+def test_sentinel_for_command_tools_is_placed_and_restored(shared_pg) -> None:  # type: ignore[no-untyped-def]
+    """prove_scratch on a plain database: alembic_version and other tools' tables."""
+    from readyctl.rehearsal import CommandMigrator, RehearsalError, prove_scratch
+
+    name = f"sentinel_{os.getpid()}"
+    url = shared_pg.create_database(name)
+    psql = scratch.psql_path()
+
+    def reading(sql: str) -> CommandMigrator:
+        return CommandMigrator(
+            up="true", down="true", current_cmd=f'{psql} "$DATABASE_URL" -Atc "{sql}"'
+        )
+
+    try:
+        # no migration state at all: nothing to hide, said in a note
+        assert "no sentinel" in (prove_scratch(reading("SELECT 1"), url) or "")
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute(
+                "CREATE TABLE django_migrations (id bigint GENERATED ALWAYS AS IDENTITY "
+                "PRIMARY KEY, app text NOT NULL, name text NOT NULL)"
+            )
+            c.execute(
+                "INSERT INTO django_migrations (app, name) VALUES ('a', '0001'), ('a', '0002')"
+            )
+        before = _state(url)
+        good = reading("SELECT count(*) FROM django_migrations")
+        assert prove_scratch(good, url) is None  # 2 rows, then 0 while hidden
+        assert _state(url) == before
+        with pytest.raises(RehearsalError) as err:
+            prove_scratch(CommandMigrator(up="true", down="true", current_cmd="echo 0002"), url)
+        assert "its `current` said 0002 where scratch holds no rows in django_migrations" in str(
+            err.value
+        )
+        assert _state(url) == before
+        # a command tool keeping alembic_version: the sentinel revision must show
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+            c.execute("INSERT INTO alembic_version VALUES ('r7')")
+        before = _state(url)
+        assert prove_scratch(reading("SELECT version_num FROM alembic_version"), url) is None
+        assert _state(url) == before
+        with pytest.raises(RehearsalError, match="said r7 where scratch holds revision readyctl_"):
+            prove_scratch(CommandMigrator(up="true", down="true", current_cmd="echo r7"), url)
+        assert _state(url) == before
+        with psycopg.connect(url) as c:
+            assert c.execute("SELECT version_num FROM alembic_version").fetchall() == [("r7",)]
+    finally:
+        shared_pg.drop_database(name)
