@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -230,6 +231,33 @@ def _url_env(t: MigrationTool) -> list[str]:
     )
 
 
+_PART_ROLES = (
+    ("host", ("HOST", "SERVER", "HOSTNAME")),
+    ("port", ("PORT",)),
+    ("user", ("USER", "USERNAME")),
+    ("password", ("PASSWORD", "PASS", "PASSWD", "PWD")),
+    ("dbname", ("DB", "NAME", "DATABASE", "DBNAME")),
+)
+
+
+def connection_env(part_vars: Sequence[str]) -> dict[str, str]:
+    """`connection_env` for a tool that builds its URL from parts (POSTGRES_SERVER, ...):
+    each variable's role from its last word; a role seen twice is left out (ambiguous)."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for name in part_vars:
+        last = name.upper().rsplit("_", 1)[-1]
+        for role, words in _PART_ROLES:
+            if last in words:
+                if role in seen:
+                    out.pop(role, None)
+                else:
+                    out[role] = name
+                seen.add(role)
+                break
+    return out
+
+
 def migrations_block(p: Project) -> list[str]:
     """`checks:` with migrations.rehearsal's project settings (lint and pending read them)."""
     t = p.primary
@@ -270,6 +298,12 @@ def migrations_block(p: Project) -> list[str]:
             )
         if url_env:
             out.append(f"    {flow('url_env', url_env)}   # env.py reads the URL from these")
+        parts = connection_env(t.part_vars) if not t.url_vars else {}
+        if parts:
+            out.append(
+                f"    {flow('connection_env', parts)}   # env.py builds the URL from these: "
+                "they get the scratch copy's parts"
+            )
     else:
         if t.sql_glob:
             out.append(f"    {flow('sql_files', t.sql_glob)}   # linted by migrations.lint")
@@ -281,6 +315,9 @@ def migrations_block(p: Project) -> list[str]:
             out += entry(k, cmds[k], f"{prefix}  ")
         if url_env:
             out.append(f"{prefix}{flow('url_env', url_env)}   # the tool reads the URL from these")
+        parts = connection_env(t.part_vars) if not t.url_vars else {}
+        if parts:
+            out.append(f"{prefix}{flow('connection_env', parts)}   # the URL is built from these")
         if t.tool == "django":
             out.append(
                 f"{prefix}{flow('exclude_tables', list(DJANGO_SIGNAL_TABLES))}   # rows written "
@@ -734,10 +771,10 @@ def todo(p: Project, d: Discovery | None, opts: Options) -> list[str]:
         _, active, _ = migration_commands(p, t) if t.tool != "alembic" else ({}, True, "")
         if not active:
             out.append(f"write checks.migrations.rehearsal.commands for {t.tool} (a down step)")
-        if t.part_vars and not t.url_vars:
+        if t.part_vars and not t.url_vars and len(connection_env(t.part_vars)) < 5:
             out.append(
-                f"make the {t.tool} setup use the URL readyctl gives it (it builds one from "
-                f"{', '.join(t.part_vars)})"
+                f"check checks.migrations.rehearsal.connection_env: {t.tool} builds its URL "
+                f"from {', '.join(t.part_vars)}, and not every part's role was clear"
             )
     if p.interpreter is not None and p.interpreter.setting is None and t and t.tool == "alembic":
         out.append("set checks.migrations.rehearsal.python to an interpreter that imports the app")

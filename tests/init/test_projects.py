@@ -54,6 +54,14 @@ def test_fastapi_alembic(readyctl, project, tmp_path: Path) -> None:  # type: ig
     assert project_settings["alembic_config"] == "alembic.ini"
     assert project_settings["python"] == ".venv/bin/python"
     assert "commands" not in project_settings
+    # ... and the scratch copy reaches it through those same parts, never the target's
+    assert project_settings["connection_env"] == {
+        "user": "POSTGRES_USER",
+        "password": "POSTGRES_PASSWORD",
+        "host": "POSTGRES_SERVER",
+        "port": "POSTGRES_PORT",
+        "dbname": "POSTGRES_DB",
+    }
     _assert_env_from_example(cfg, root)
     rules = _rules(cfg)
     assert rules["SECRET_KEY"] == {"secret": True}
