@@ -324,7 +324,8 @@ def _text(value: Any) -> str:
 
 
 # -- merging ------------------------------------------------------------------------------
-_FIELDS = (
+# ApiConfig's map keys, in the order they are shown and written (`readyctl init` too)
+FIELDS = (
     "prefix",
     "login",
     "token",
@@ -366,7 +367,7 @@ class Builder:
             except ValueError as e:
                 self.notes.append(f"{source}: ignored an invalid value ({str(e).splitlines()[0]})")
                 return
-        for name in _FIELDS:
+        for name in FIELDS:
             value = getattr(layer, "register_" if name == "register" else name)
             if value is None:
                 continue

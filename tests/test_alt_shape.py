@@ -18,13 +18,13 @@ import pytest
 import yaml
 
 from readyctl.config import Config, EnvConfig
-from readyctl.demo.faults import FAULT_INCIDENTAL, FAULTS, MIGRATION_FAULTS, SHAPE_NOT_APPLICABLE
+from readyctl.demo.faults import FAULT_INCIDENTAL, FAULTS, SHAPE_NOT_APPLICABLE
 from tests.conftest import TEST_LOAD, demo_context
 from tests.helpers import report_of, run_checks
+from tests.test_fault_matrix import fault_groups, red_checks
 
 DEMO = Path(__file__).resolve().parents[1] / "readyctl" / "demo"
 ALLOW = ["smoke.*", "ratelimit.*", "load.*", "health.db_outage", "ops.graceful_shutdown"]
-RED = ("fail", "error")
 
 
 def alt_checks() -> dict[str, Any]:
@@ -141,41 +141,11 @@ def test_no_refresh_flow_is_not_applicable_not_an_error(faulty_demo) -> None:  #
 
 
 # -- the fault matrix on the alt shape ---------------------------------------------------------
-def _groups(max_size: int) -> list[tuple[str, ...]]:
-    groups: list[list[str]] = []
-    used: list[set[str]] = []
-    for name, fault in FAULTS.items():
-        if name in SHAPE_NOT_APPLICABLE.get("alt", ()):
-            continue
-        checks = set(fault.checks) | set(FAULT_INCIDENTAL.get(name, ()))
-        if name in MIGRATION_FAULTS:
-            checks.add("<alembic head>")
-        for g, u in zip(groups, used, strict=True):
-            if len(g) < max_size and not (checks & u):
-                g.append(name)
-                u |= checks
-                break
-        else:
-            groups.append([name])
-            used.append(set(checks))
-    return [tuple(g) for g in groups]
-
-
-ALL_GROUPS = _groups(max_size=6)
+ALL_GROUPS = fault_groups(6, leave_out=frozenset(SHAPE_NOT_APPLICABLE["alt"]))
 # CI runs the groups holding the route-dependent faults (auth, http, health, rate limits,
 # docs); READYCTL_ALT_MATRIX=1 (or READYCTL_FULL_MATRIX=1) runs every group.
 FULL = os.environ.get("READYCTL_ALT_MATRIX") or os.environ.get("READYCTL_FULL_MATRIX")
 GROUPS = ALL_GROUPS if FULL else ALL_GROUPS[:3]
-
-
-def _red(outcome: Any, incidental: frozenset[str]) -> dict[str, list[str]]:
-    red: dict[str, list[str]] = {}
-    for r in outcome.results:
-        if r.status.value == "error" and r.check_id in incidental:
-            continue
-        if r.status.value in RED:
-            red.setdefault(r.check_id, []).append(f"{r.subject}: {r.summary}")
-    return red
 
 
 @pytest.mark.slow
@@ -186,7 +156,7 @@ def test_alt_shape_faults_turn_exactly_their_checks_red(faults, faulty_demo) -> 
     out = run_checks(ctx, jobs=8, deadline_s=600)
     expected = set().union(*(FAULTS[f].checks for f in faults))
     incidental = frozenset().union(*(FAULT_INCIDENTAL.get(f, ()) for f in faults))
-    red = _red(out, incidental)
+    red = red_checks(out, incidental)
     assert set(red) == expected, {
         "unexpected": {k: v for k, v in red.items() if k not in expected},
         "missing": expected - set(red),
@@ -199,7 +169,7 @@ def test_healthy_alt_shape_turns_nothing_red_and_is_ready(faulty_demo) -> None: 
     d = faulty_demo(own_pg=True, shape="alt")
     ctx = alt_context(d)
     out = run_checks(ctx, jobs=8, deadline_s=600)
-    assert _red(out, frozenset()) == {}
+    assert red_checks(out) == {}
     report = report_of(ctx, out)
     assert report.verdict == "ready", report.data["gate"]["reasons"]
     items = report.data["checklist"]["items"]

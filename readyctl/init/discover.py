@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from readyctl.apimap import (
+    FIELDS,
     KEYS,
     OPENAPI,
     ApiConfig,
@@ -28,24 +29,7 @@ from readyctl.apimap import (
 DEFAULT_USER_VAR = "READYCTL_AUTH_USERNAME"
 DEFAULT_PASSWORD_VAR = "READYCTL_AUTH_PASSWORD"
 # `api:` keys in the order they are written, as ApiConfig names them
-CONFIG_ORDER = (
-    "prefix",
-    "login",
-    "token",
-    "header",
-    "scheme",
-    "me",
-    "refresh",
-    "logout",
-    "register",
-    "password_reset",
-    "lists",
-    "json_endpoint",
-    "health",
-    "docs",
-    "metrics",
-    "cors_origin",
-)
+CONFIG_ORDER = FIELDS
 
 
 class UsageProblem(Exception):
