@@ -237,8 +237,10 @@ def windowed_app(limit: int, window_s: float) -> FastAPI:
 def test_a_window_that_ends_during_the_probe_is_inconclusive_not_a_fail() -> None:
     """Under load the probe can outlast the window: request limit+1 then rightly passes.
 
-    A 1 s window that the limiter resets mid-probe (the requests are slowed by a prepare
-    step here) must not read as "no rate limit"."""
+    A 1 s window that the limiter resets mid-probe must not read as "no rate limit". Each
+    request takes 0.6 s and 3 are in flight: the 7 requests span 3 waves (>= 1.8 s), so the
+    7th comes at least 1.2 s after the window began and always finds a fresh window, however
+    busy the machine (0.3 s once let all 7 fit in one window on a CI run)."""
     app = windowed_app(6, 1.0)
 
     @app.middleware("http")
@@ -246,7 +248,7 @@ def test_a_window_that_ends_during_the_probe_is_inconclusive_not_a_fail() -> Non
         import asyncio
 
         if request.url.path == "/hit":
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.6)
         return await call_next(request)
 
     got = run_against(app, policy_config(6, window="1s"))
