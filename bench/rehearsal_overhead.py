@@ -25,7 +25,7 @@ from pathlib import Path
 
 from readyctl import rehearsal
 from readyctl.demo.migrate import alembic_config, write_alembic_ini
-from readyctl.demo.pg import EmbeddedPostgres
+from readyctl.postgres.embedded import EmbeddedPostgres
 
 REVISIONS = ["0001_orgs_users", "0002_auth_tokens", "0003_counseling", "0004_billing"]
 

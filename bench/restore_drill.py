@@ -73,7 +73,7 @@ def build_target(pg: object, rows: int) -> str:
 
 def by_hand(dump: Path) -> float:
     """Seconds for create database + pg_restore on a fresh scratch server."""
-    from readyctl import scratch
+    from readyctl.postgres import scratch
 
     binary = scratch.pg_restore_path()
     with scratch.ScratchServer() as srv:
@@ -120,8 +120,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="measurements of each kind")
     args = parser.parse_args()
 
-    from readyctl import scratch
-    from readyctl.demo.pg import EmbeddedPostgres
+    from readyctl.postgres import scratch
+    from readyctl.postgres.embedded import EmbeddedPostgres
 
     with EmbeddedPostgres() as pg, tempfile.TemporaryDirectory(prefix="readyctl-bench-") as tmp:
         t0 = time.monotonic()

@@ -498,7 +498,7 @@ class LoadedConfig:
         scratch_cfg = self.config.scratch
         if not (scratch_cfg.url and env.database_url) or scratch_cfg.allow_target_server:
             return
-        from readyctl.scratch import same_server, target_server_refusal
+        from readyctl.postgres.scratch import same_server, target_server_refusal
 
         if same_server(scratch_cfg.url, env.database_url):
             problem = target_server_refusal(scratch_cfg.url, env.database_url)

@@ -81,7 +81,7 @@ def env_file(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def shared_pg():  # type: ignore[no-untyped-def]
     """One embedded PostgreSQL for the session's demos (a fresh database per demo)."""
-    from readyctl.demo.pg import EmbeddedPostgres
+    from readyctl.postgres.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres().start()
     try:

@@ -89,8 +89,8 @@ def snapshot(url: str) -> tuple[str, dict[str, str], list[str], list[str]]:
     """Schema digest, every row hash, the alembic revision and the server's databases."""
     import psycopg
 
-    from readyctl import fingerprint as fpm
-    from readyctl import scratch
+    from readyctl.postgres import fingerprint as fpm
+    from readyctl.postgres import scratch
 
     with psycopg.connect(scratch.libpq_url(url)) as conn:
         f = fpm.take(conn, sample_rows=None)

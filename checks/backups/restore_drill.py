@@ -25,7 +25,7 @@ from readyctl.checks.backups._location import (
 )
 from readyctl.checks.backups._verify import MAX_SHOWN, TableFacts, collect, compare
 
-from readyctl import _proc, scratch
+from readyctl import _proc
 from readyctl.check import (
     Capability,
     Category,
@@ -37,6 +37,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.postgres import scratch
 from readyctl.redact import clip
 from readyctl.result import Curve, ErrorReason, Result
 

@@ -6,8 +6,8 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from readyctl import scratch
 from readyctl.context import Context
+from readyctl.postgres import scratch
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
 

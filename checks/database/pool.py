@@ -10,7 +10,6 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import AfterValidator, Field
 from readyctl.checks.database._db import connect, error_words, host_of, is_local, target_url
 
-from readyctl import scratch
 from readyctl.check import (
     Capability,
     Category,
@@ -22,6 +21,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.postgres import scratch
 from readyctl.result import ErrorReason, Result
 
 POOL_SIZE_VARS = ("DB_POOL_SIZE", "DATABASE_POOL_SIZE", "DB_POOL_MAX", "PG_POOL_MAX")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import shlex
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -20,9 +22,11 @@ from readyctl.rehearsal import (
 # pending read the same keys there (their own settings win).
 PROJECT_CHECK = "migrations.rehearsal"
 NOT_FOUND = (
-    "no migrations found: set checks.migrations.rehearsal.alembic_config (alembic.ini), or "
+    "no migrations found: set checks.migrations.rehearsal.tool (alembic, typeorm, django, "
+    "prisma) with its settings (alembic_config, data_source, manage_py, migrations_dir), or "
     "commands: {up, down, current} for another stack, or pass --alembic-config"
 )
+NATIVE_TOOLS = ("typeorm", "django", "prisma")  # modules of readyctl.rehearsal
 
 
 class MigrationCommands(CheckSettings):
@@ -57,6 +61,26 @@ class ProjectSettings(CheckSettings):
     """The migration project (set under migrations.rehearsal; lint and pending read it there,
     and their own values of these keys win)."""
 
+    tool: Literal["auto", "alembic", "typeorm", "django", "prisma", "commands"] = Field(
+        "auto",
+        description="the migration tool (auto: commands when set, else alembic.ini, else "
+        "what the project's files show: a TypeORM data source, manage.py, prisma/migrations)",
+    )
+    node: str | tuple[str, ...] | None = Field(
+        None, description='the Node.js command for TypeORM (default "node")'
+    )
+    data_source: str | None = Field(
+        None,
+        description="TypeORM: the file exporting the DataSource (.ts through ts-node, or "
+        "compiled .js), e.g. src/data-source.ts",
+    )
+    manage_py: str | None = Field(None, description="Django: manage.py (default ./manage.py)")
+    settings_module: str | None = Field(
+        None, description="Django: DJANGO_SETTINGS_MODULE (default: what manage.py sets)"
+    )
+    migrations_dir: str | None = Field(
+        None, description="Prisma: the migrations directory (default prisma/migrations)"
+    )
     alembic_config: str | None = Field(
         None,
         description="the project's alembic.ini (default: the managed demo's, else ./alembic.ini)",
@@ -126,7 +150,20 @@ def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -
     extra_env = {k: str(v) for k, v in s.env.items()}
     connection_env = s.connection_env.mapping() if s.connection_env else {}
     cmds = s.commands
-    if cmds:
+    if s.tool == "commands" and not cmds:
+        raise RehearsalError("tool: commands needs commands: {up, down, current}")
+    tool = s.tool
+    if tool == "auto" and not cmds and _alembic_ini(ctx, s) is None:
+        tool = next((t for t in NATIVE_TOOLS if _tool_module(t).detect(ctx, s)), "auto")
+    if tool in NATIVE_TOOLS:
+        return _tool_module(tool).from_project(
+            ctx,
+            s,
+            session_options=dict(session_options or {}),
+            extra_env=extra_env,
+            connection_env=connection_env,
+        )
+    if cmds and tool in ("auto", "commands"):
         missing = [k for k in ("up", "down", "current") if not getattr(cmds, k)]
         if missing:
             raise RehearsalError(f"commands: needs up, down and current (missing {missing})")
@@ -141,16 +178,7 @@ def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -
             session_options=dict(session_options or {}),
             connection_env=connection_env,
         )
-    ini: str | None = None
-    if s.alembic_config:
-        path = ctx.resolve(s.alembic_config)
-        if not path.is_file():
-            raise RehearsalError(f"alembic_config {path} does not exist")
-        ini = str(path)
-    elif ctx.managed is not None and getattr(ctx.managed, "alembic_ini", ""):
-        ini = str(ctx.managed.alembic_ini)
-    elif (Path(ctx.base_dir) / "alembic.ini").is_file():
-        ini = str(Path(ctx.base_dir) / "alembic.ini")
+    ini = _alembic_ini(ctx, s)
     if ini is None:
         return NOT_FOUND
     locations = s.version_locations
@@ -169,3 +197,24 @@ def find_migrator(ctx: Context, session_options: dict[str, str] | None = None) -
         extra_env=extra_env,
         connection_env=connection_env,
     )
+
+
+def _alembic_ini(ctx: Context, s: ProjectSettings) -> str | None:
+    """alembic.ini: the configured one (which must exist), the managed demo's, ./alembic.ini."""
+    if s.alembic_config:
+        path = ctx.resolve(s.alembic_config)
+        if not path.is_file():
+            raise RehearsalError(f"alembic_config {path} does not exist")
+        return str(path)
+    if ctx.managed is not None and getattr(ctx.managed, "alembic_ini", ""):
+        return str(ctx.managed.alembic_ini)
+    if s.tool in ("auto", "alembic") and (Path(ctx.base_dir) / "alembic.ini").is_file():
+        return str(Path(ctx.base_dir) / "alembic.ini")
+    return None
+
+
+def _tool_module(tool: str) -> Any:
+    """readyctl.rehearsal.<tool>: `detect(ctx, settings) -> bool` and `from_project(ctx,
+    settings, *, session_options, extra_env, connection_env) -> Migrator | str` (a str is
+    a skip reason)."""
+    return importlib.import_module(f"readyctl.rehearsal.{tool}")

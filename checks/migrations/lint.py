@@ -21,7 +21,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
-from readyctl.rehearsal import AlembicMigrator, RehearsalError, StepFailed, read_version_table
+from readyctl.rehearsal import Migrator, RehearsalError, StepFailed
 from readyctl.result import ErrorReason, Result
 
 APPLIED_TABLES = (
@@ -123,12 +123,12 @@ class MigrationsLint(Check):
         if isinstance(migrator, str):
             yield self.skipped("migrations", migrator + " (or sql_files for SQL migrations)")
             return
-        if not isinstance(migrator, AlembicMigrator):
+        if not migrator.lists_revisions:
             yield self.skipped(
                 "migrations", "command migrations have no offline SQL: set sql_files to lint them"
             )
             return
-        revisions, why = self._alembic_revisions(ctx, migrator, own, url)
+        revisions, why = self._revisions(ctx, migrator, own, url)
         if isinstance(revisions, Result):
             yield revisions
             return
@@ -142,17 +142,17 @@ class MigrationsLint(Check):
                 sql = migrator.offline_sql(rev, url, ctx.timeout(120))
             except (StepFailed, RehearsalError) as e:
                 yield self.errored(
-                    rev, ErrorReason.CONFIG, f"alembic could not render {rev} as SQL (--sql): {e}"
+                    rev, ErrorReason.CONFIG, f"{migrator.name} could not render {rev} as SQL: {e}"
                 )
                 continue
             if sql is None:
-                yield self.skipped(rev, f"{rev} is a merge point and runs no SQL of its own")
+                yield self.skipped(rev, migrator.no_sql_reason(rev))
                 continue
             yield self._lint_one(linter, rev, sql)
 
-    # -- alembic --------------------------------------------------------------------------------
-    def _alembic_revisions(
-        self, ctx: Context, migrator: AlembicMigrator, own: Settings, url: str | None
+    # -- a tool that lists its revisions -------------------------------------------------------
+    def _revisions(
+        self, ctx: Context, migrator: Migrator, own: Settings, url: str | None
     ) -> tuple[list[str] | Result, str]:
         """Revisions to lint in apply order, and why there are none."""
         import psycopg
@@ -162,9 +162,7 @@ class MigrationsLint(Check):
         current: tuple[str, ...] = ()
         if url:
             try:
-                current = read_version_table(
-                    url, migrator.version_table or "alembic_version", timeout_s=ctx.timeout(10)
-                )
+                current = migrator.current(url)
             except psycopg.Error as e:
                 return self.errored(
                     "migrations",

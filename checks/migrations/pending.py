@@ -17,7 +17,7 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
-from readyctl.rehearsal import AlembicMigrator, RehearsalError, read_version_table
+from readyctl.rehearsal import KNOWN_TOOLS, RehearsalError
 from readyctl.result import ErrorReason, Result
 
 
@@ -70,18 +70,21 @@ class MigrationsPending(Check):
         if isinstance(migrator, str):
             yield self.skipped("migrations", migrator)
             return
-        if not isinstance(migrator, AlembicMigrator):
-            yield self.skipped("migrations", "pending revisions are read for alembic projects only")
-            return
-        try:
-            current = read_version_table(
-                url, migrator.version_table or "alembic_version", timeout_s=ctx.timeout(10)
+        if not migrator.lists_revisions:
+            yield self.skipped(
+                "migrations",
+                f"pending migrations are read for tools readyctl knows ({KNOWN_TOOLS}); "
+                "`commands:` cannot list them: set checks.migrations.rehearsal.tool",
             )
+            return
+        table = migrator.version_table or "the migration table"
+        try:
+            current = migrator.current(url)
         except psycopg.Error as e:
             yield self.errored(
                 "revision",
                 ErrorReason.CONNECTIVITY,
-                f"could not read alembic_version: {error_words(ctx, e)}",
+                f"could not read {table}: {error_words(ctx, e)}",
             )
             return
         try:
@@ -103,7 +106,7 @@ class MigrationsPending(Check):
         else:
             yield self.skipped("heads", "the migration scripts contain no revision")
             return
-        at = ", ".join(current) or "no revision (alembic_version is empty or missing)"
+        at = ", ".join(current) or f"no revision ({table} is empty or missing)"
         ev = {"current": list(current), "heads": heads}
         if plan.get("unknown"):
             yield self.failed(

@@ -10,7 +10,6 @@ from pydantic import Field
 from readyctl.checks.database._db import target_url
 from readyctl.checks.migrations._project import ProjectSettings, find_migrator
 
-from readyctl import scratch
 from readyctl.check import (
     Capability,
     Category,
@@ -21,9 +20,10 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.postgres import scratch
+from readyctl.postgres.scratch import ScratchError, cleanup_dir
 from readyctl.rehearsal import RehearsalError, RehearsalSettings, rehearse
 from readyctl.result import ErrorReason, Result
-from readyctl.scratch import ScratchError, cleanup_dir
 
 _KIND = {
     "connectivity": ErrorReason.CONNECTIVITY,

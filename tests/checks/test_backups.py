@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from readyctl import scratch
 from readyctl.config import AwsConfig, Config, Environment
+from readyctl.postgres import scratch
 from tests.conftest import demo_context
 from tests.helpers import make_context, results_of, run_checks, statuses
 from tests.servers import serve

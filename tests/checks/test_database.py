@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from readyctl.config import Config, Environment
-from readyctl.demo.pg import free_port
+from readyctl.postgres.embedded import free_port
 from tests.conftest import demo_context
 from tests.helpers import make_context, results_of, run_checks, statuses
 
@@ -160,7 +160,7 @@ def test_pool_timeouts_from_the_server_and_the_url(app_db, shared_pg, tmp_path: 
 
 
 def scratch_user(url: str) -> str:
-    from readyctl.scratch import url_parts
+    from readyctl.postgres.scratch import url_parts
 
     return url_parts(url)["user"]
 

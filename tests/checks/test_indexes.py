@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from readyctl import fingerprint as fpm
 from readyctl.config import Config, Environment
+from readyctl.postgres import fingerprint as fpm
 from tests.conftest import demo_context
 from tests.helpers import make_context, results_of, run_checks, statuses
 

@@ -16,10 +16,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from readyctl import scratch
 from readyctl.config import Config, Environment
 from readyctl.demo.migrate import upgrade_for_start, write_alembic_ini
-from readyctl.demo.pg import _pid_alive
+from readyctl.postgres import scratch
+from readyctl.postgres.embedded import _pid_alive
 from tests.conftest import demo_context
 from tests.helpers import make_context, results_of, run_checks, snapshot, statuses
 
@@ -838,7 +838,7 @@ def test_sealed_environ_keeps_only_the_allow_list() -> None:
 
 
 def _state(url: str) -> tuple[str, dict[str, str]]:
-    from readyctl import fingerprint as fpm
+    from readyctl.postgres import fingerprint as fpm
 
     with psycopg.connect(url) as conn:
         f = fpm.take(conn, sample_rows=None)

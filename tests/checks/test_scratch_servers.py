@@ -23,11 +23,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from readyctl import scratch
 from readyctl.config import Config, Environment, ScratchConfig, load_config
-from readyctl.demo import pg as embedded
 from readyctl.errors import ConfigError
-from readyctl.postgres import system
+from readyctl.postgres import embedded, scratch, system
 from tests.helpers import make_context, report_of, results_of, run_checks, snapshot, statuses
 
 PG15 = Path("/usr/lib/postgresql/15/bin")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from readyctl.demo.managed import ManagedDemo, start
-from readyctl.demo.pg import EmbeddedPostgres
+from readyctl.postgres.embedded import EmbeddedPostgres
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,8 @@ from readyctl.demo.db import strip_pool_params
 from readyctl.demo.faults import FAULTS
 from readyctl.demo.managed import ManagedDemo
 from readyctl.demo.migrate import NORMAL_HEAD, alembic_config
-from readyctl.demo.pg import EmbeddedPostgres
 from readyctl.demo.settings import jwt_secret_problem, parse_env_file
+from readyctl.postgres.embedded import EmbeddedPostgres
 
 from .helpers import (
     api,

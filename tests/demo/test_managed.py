@@ -20,8 +20,8 @@ import pytest
 
 from readyctl.demo.faults import FAULTS
 from readyctl.demo.managed import ManagedDemo, start
-from readyctl.demo.pg import EmbeddedPostgres
 from readyctl.demo.settings import ENV_VARS, parse_env_file
+from readyctl.postgres.embedded import EmbeddedPostgres
 
 from .helpers import api, bearer, login, tls, unique_email
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readyctl.demo.pg import EmbeddedPostgres
+from readyctl.postgres.embedded import EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
 

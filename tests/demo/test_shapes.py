@@ -16,9 +16,9 @@ import yaml
 
 from readyctl.demo.app import create_app
 from readyctl.demo.managed import ManagedDemo, start
-from readyctl.demo.pg import EmbeddedPostgres
 from readyctl.demo.settings import Settings
 from readyctl.demo.shapes import SHAPE_ENV, SHAPES, get_shape, shape_from_env, validate_shape
+from readyctl.postgres.embedded import EmbeddedPostgres
 
 from .helpers import api, bearer, event, login, stripe_signature, tls, unique_email
 

