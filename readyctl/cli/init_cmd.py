@@ -229,7 +229,9 @@ def _report(project: Any, found: Any, opts: Any, workflow_rel: str) -> None:
     if project.migrations:
         first, *others = project.migrations
         more = [f"note: {n}" for n in first.notes]
-        if first.tool != "alembic":
+        if first.tool in render.NATIVE_TOOLS:
+            more.append(f"note: readyctl rehearses {first.tool} natively, one migration per step")
+        elif first.tool != "alembic":
             more.append(f"note: {render.migration_commands(project, first)[2]}")
         more += [f"also: {t.words()}" for t in others]
         _row("migrations", first.words(), more)

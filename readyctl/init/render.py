@@ -149,6 +149,42 @@ def _typeorm_cli(t: MigrationTool) -> str:
     return f"npx {cli} -d {shlex.quote(ds)}"
 
 
+NATIVE_TOOLS = ("django", "typeorm", "prisma")  # rehearsed by readyctl.rehearsal's modules
+
+
+def native_tool_lines(p: Project, t: MigrationTool) -> list[str]:
+    """`tool:` and the tool's own settings, for a tool readyctl drives one step at a time."""
+    out = [f"    tool: {t.tool}   # readyctl runs it one migration per step"]
+    if t.tool == "django":
+        out.append(f"    {flow('manage_py', t.config_file or 'manage.py')}")
+        interp = p.interpreter
+        if interp is not None and interp.setting:
+            out.append(f"    {flow('python', interp.setting)}   # {interp.how.split(' (')[0]}")
+        else:
+            out += _comment_lines(
+                "python: the interpreter that imports the project (unset: readyctl's own)",
+                "    ",
+            )
+    elif t.tool == "typeorm":
+        ds = t.config_file or "src/data-source.ts"
+        out.append(f"    {flow('data_source', ds)}")
+        if ds.endswith((".ts", ".mts", ".cts")):
+            out += _comment_lines(
+                "a TypeScript data source runs through ts-node from the project's node_modules "
+                "(npm i -D ts-node typescript), or point data_source at the compiled .js",
+                "    ",
+            )
+    elif t.tool == "prisma":
+        location = (t.location or "prisma/migrations").split(",")[0].strip()
+        out.append(f"    {flow('migrations_dir', location)}")
+        out += _comment_lines(
+            "readyctl applies migration.sql files as `prisma migrate deploy` does and reverts "
+            "each with the down.sql beside it; a migration without one is reported irreversible",
+            "    ",
+        )
+    return out
+
+
 def migration_commands(p: Project, t: MigrationTool) -> tuple[dict[str, str], bool, str]:
     """({up, down, current}, whether to write them active, a comment line) for a tool."""
     if t.tool == "django":
@@ -304,6 +340,30 @@ def migrations_block(p: Project) -> list[str]:
                 f"    {flow('connection_env', parts)}   # env.py builds the URL from these: "
                 "they get the scratch copy's parts"
             )
+    elif t.tool in NATIVE_TOOLS:
+        out += native_tool_lines(p, t)
+        if t.sql_glob and t.tool != "prisma":
+            out.append(f"    {flow('sql_files', t.sql_glob)}   # linted by migrations.lint")
+        if t.tool == "prisma":
+            pass  # readyctl connects to the scratch copy itself: no variables to point
+        elif url_env:
+            out.append(f"    {flow('url_env', url_env)}   # the tool reads the URL from these")
+        parts = connection_env(t.part_vars) if not t.url_vars and t.tool != "prisma" else {}
+        if parts:
+            out.append(f"    {flow('connection_env', parts)}   # the URL is built from these")
+        if t.tool == "django":
+            out.append(
+                f"    {flow('exclude_tables', list(DJANGO_SIGNAL_TABLES))}   # rows written "
+                "by post_migrate signals, not by migrations"
+            )
+        if t.import_vars:
+            out += _comment_lines(
+                f"the settings demand {', '.join(t.import_vars)} at import; the migrations get "
+                "stand-in values (never the target's), not used to reach anything:",
+                "    ",
+            )
+            stand_in = {n: "readyctl-rehearsal" for n in t.import_vars}
+            out.append(f"    {flow('env', stand_in)}")
     else:
         if t.sql_glob:
             out.append(f"    {flow('sql_files', t.sql_glob)}   # linted by migrations.lint")

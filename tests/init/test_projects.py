@@ -98,11 +98,11 @@ def test_nest_typeorm(readyctl, project, tmp_path: Path) -> None:  # type: ignor
     assert "NestJS, TypeORM (package.json)" in run.out
     assert "typeorm: src/data-source.ts -> src/migrations (2 migrations)" in run.out
     assert "not needed (not a Python project)" in run.out
-    commands = cfg["checks"]["migrations.rehearsal"]["commands"]
-    ds = "-d src/data-source.ts"
-    assert commands["up"] == f"npx typeorm-ts-node-commonjs migration:run {ds}"
-    assert commands["down"] == f"npx typeorm-ts-node-commonjs migration:revert {ds}"
-    assert commands["current"].startswith(f"npx typeorm-ts-node-commonjs migration:show {ds}")
+    # readyctl drives TypeORM itself, one migration per step, through the data source
+    settings = cfg["checks"]["migrations.rehearsal"]
+    assert settings["tool"] == "typeorm" and settings["data_source"] == "src/data-source.ts"
+    assert "commands" not in settings
+    assert "rehearses typeorm natively" in run.out
     _assert_env_from_example(cfg, root)
     rules = _rules(cfg)
     assert rules["DATABASE_URL"] == {"type": "postgres_dsn", "secret": True}
@@ -123,12 +123,9 @@ def test_django(readyctl, project, tmp_path: Path) -> None:  # type: ignore[no-u
     assert "django: manage.py -> app/migrations (1 migration)" in run.out
     # no venv in the project and none active: said, and `python` from PATH is used
     assert "no .venv/ or venv/ in the project and no active venv" in " ".join(run.out.split())
-    commands = cfg["checks"]["migrations.rehearsal"]["commands"]
-    for step in ("up", "down", "current"):
-        assert "python manage.py" in commands[step]
-    assert "migrate" in commands["up"] and "migrate" in commands["down"]
-    assert "showmigrations --plan" in commands["current"]
     settings = cfg["checks"]["migrations.rehearsal"]
+    assert settings["tool"] == "django" and settings["manage_py"] == "manage.py"
+    assert "commands" not in settings and "python" not in settings
     # rows Django's post_migrate signals rewrite are not compared; settings.py demands a key
     assert settings["exclude_tables"] == ["django_content_type", "auth_permission"]
     assert settings["env"] == {"DJANGO_SECRET_KEY": "readyctl-rehearsal"}
@@ -147,13 +144,12 @@ def test_node_prisma(readyctl, project, tmp_path: Path) -> None:  # type: ignore
     run, cfg = _init(readyctl, root)
     assert "Express, Prisma (package.json)" in run.out
     assert "prisma: prisma/schema.prisma -> prisma/migrations (2 migrations)" in run.out
-    assert "Prisma has no down migrations" in " ".join(run.out.split())
+    assert "rehearses prisma natively" in " ".join(run.out.split())
     settings = cfg["checks"]["migrations.rehearsal"]
-    # lint reads the SQL files; the rehearsal's commands are a commented hint (no down step)
-    assert settings == {"sql_files": "prisma/migrations/*/migration.sql"}
+    # readyctl applies migration.sql and down.sql itself (the Prisma CLI needs a download)
+    assert settings == {"tool": "prisma", "migrations_dir": "prisma/migrations"}
     text = (root / "readyctl.yaml").read_text()
-    assert "#   up: npx prisma migrate deploy" in text
-    assert "# url_env: [DIRECT_DATABASE_URL]" in text
+    assert "down.sql" in text and "npx prisma" not in text
     _assert_env_from_example(cfg, root)
     rules = _rules(cfg)
     assert rules["DATABASE_URL"] == {"type": "postgres_dsn", "secret": True}
