@@ -50,6 +50,7 @@ from readyctl.cli import config_cmd as _config_cmd  # noqa: E402
 from readyctl.cli import db as _db  # noqa: E402
 from readyctl.cli import demo as _demo  # noqa: E402
 from readyctl.cli import env as _env  # noqa: E402
+from readyctl.cli import gate as _gate  # noqa: E402
 from readyctl.cli import init_cmd as _init_cmd  # noqa: E402
 from readyctl.cli import load as _load  # noqa: E402
 from readyctl.cli import report as _report  # noqa: E402
@@ -68,6 +69,7 @@ _load.register(app)
 _baseline.register(app)
 _config_cmd.register(app)
 _init_cmd.register(app)
+_gate.register(app)
 
 
 def main() -> None:

@@ -15,6 +15,22 @@ FORMAT_OPT = typer.Option(
     "-f",
     help="Comma-separated formats: terminal,json,html,junit,markdown (default: terminal,json).",
 )
+BASE_URL_OPT = typer.Option(
+    None, "--base-url", help="Target API base URL (overrides the environment's)."
+)
+ENV_FILE_OPT = typer.Option(
+    None, "--env-file", help="Env file to validate (overrides the environment's)."
+)
+ONLY_OPT = typer.Option(
+    [],
+    "--only",
+    help="Run only checks matching an id glob, tag or category (repeat, or a comma list).",
+)
+SKIP_OPT = typer.Option(
+    [],
+    "--skip",
+    help="Skip checks matching an id glob, tag or category (repeat, or a comma list).",
+)
 QUIET_OPT = typer.Option(False, "--quiet", "-q", help="Print only the verdict line.")
 NO_COLOR_OPT = typer.Option(False, "--no-color", help="No colours in terminal output.")
 

@@ -7,12 +7,16 @@ from pathlib import Path
 import typer
 
 from readyctl.cli._common import (
+    BASE_URL_OPT,
     CONFIG_OPT,
+    ENV_FILE_OPT,
     ENV_OPT,
     FORMAT_OPT,
     NO_COLOR_OPT,
+    ONLY_OPT,
     OUT_OPT,
     QUIET_OPT,
+    SKIP_OPT,
 )
 
 EXIT_HELP = (
@@ -41,24 +45,12 @@ def register(app: typer.Typer) -> None:
     def check(
         config: Path | None = CONFIG_OPT,
         env: str | None = ENV_OPT,
-        base_url: str | None = typer.Option(
-            None, "--base-url", help="Target API base URL (overrides the environment's)."
-        ),
-        env_file: Path | None = typer.Option(
-            None, "--env-file", help="Env file to validate (overrides the environment's)."
-        ),
+        base_url: str | None = BASE_URL_OPT,
+        env_file: Path | None = ENV_FILE_OPT,
         out: Path | None = OUT_OPT,
         format: str | None = FORMAT_OPT,
-        only: list[str] = typer.Option(
-            [],
-            "--only",
-            help="Run only checks matching an id glob, tag or category (repeat, or a comma list).",
-        ),
-        skip: list[str] = typer.Option(
-            [],
-            "--skip",
-            help="Skip checks matching an id glob, tag or category (repeat, or a comma list).",
-        ),
+        only: list[str] = ONLY_OPT,
+        skip: list[str] = SKIP_OPT,
         jobs: int | None = typer.Option(None, "--jobs", "-j", help="Checks run in parallel."),
         deadline: str | None = typer.Option(
             None, "--deadline", help="Overall deadline, e.g. 90s or 10m."

@@ -73,6 +73,8 @@ def tool_configured(t: MigrationTool, checks: Mapping[str, Mapping[str, Any]], b
     layers = _merged_project_settings(checks)
     words = TOOL_WORDS.get(t.tool, (t.tool,))
     for s in layers:
+        if s.get("tool") == t.tool:
+            return True
         cmds = s.get("commands")
         if isinstance(cmds, Mapping):
             text = " ".join(str(v) for v in cmds.values())

@@ -294,6 +294,31 @@ def connection_env(part_vars: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _tool_env_lines(t: MigrationTool, url_env: list[str], prefix: str) -> list[str]:
+    """url_env, connection_env, Django's signal tables and stand-in `env:` for a tool run as a
+    subprocess (`prefix`: indentation, plus `# ` when the block is a commented hint)."""
+    out: list[str] = []
+    if url_env:
+        out.append(f"{prefix}{flow('url_env', url_env)}   # the tool reads the URL from these")
+    parts = connection_env(t.part_vars) if not t.url_vars and t.tool != "prisma" else {}
+    if parts:
+        out.append(f"{prefix}{flow('connection_env', parts)}   # the URL is built from these")
+    if t.tool == "django":
+        out.append(
+            f"{prefix}{flow('exclude_tables', list(DJANGO_SIGNAL_TABLES))}   # rows written "
+            "by post_migrate signals, not by migrations"
+        )
+    if t.import_vars:
+        out += _comment_lines(
+            f"the settings demand {', '.join(t.import_vars)} at import; the migrations get "
+            "stand-in values (never the target's), not used to reach anything:",
+            "    ",
+        )
+        stand_in = {n: "readyctl-rehearsal" for n in t.import_vars}
+        out.append(f"{prefix}{flow('env', stand_in)}")
+    return out
+
+
 def migrations_block(p: Project) -> list[str]:
     """`checks:` with migrations.rehearsal's project settings (lint and pending read them)."""
     t = p.primary
@@ -344,26 +369,8 @@ def migrations_block(p: Project) -> list[str]:
         out += native_tool_lines(p, t)
         if t.sql_glob and t.tool != "prisma":
             out.append(f"    {flow('sql_files', t.sql_glob)}   # linted by migrations.lint")
-        if t.tool == "prisma":
-            pass  # readyctl connects to the scratch copy itself: no variables to point
-        elif url_env:
-            out.append(f"    {flow('url_env', url_env)}   # the tool reads the URL from these")
-        parts = connection_env(t.part_vars) if not t.url_vars and t.tool != "prisma" else {}
-        if parts:
-            out.append(f"    {flow('connection_env', parts)}   # the URL is built from these")
-        if t.tool == "django":
-            out.append(
-                f"    {flow('exclude_tables', list(DJANGO_SIGNAL_TABLES))}   # rows written "
-                "by post_migrate signals, not by migrations"
-            )
-        if t.import_vars:
-            out += _comment_lines(
-                f"the settings demand {', '.join(t.import_vars)} at import; the migrations get "
-                "stand-in values (never the target's), not used to reach anything:",
-                "    ",
-            )
-            stand_in = {n: "readyctl-rehearsal" for n in t.import_vars}
-            out.append(f"    {flow('env', stand_in)}")
+        # prisma: readyctl applies the SQL itself, through its own connection to scratch
+        out += _tool_env_lines(t, url_env if t.tool != "prisma" else [], "    ")
     else:
         if t.sql_glob:
             out.append(f"    {flow('sql_files', t.sql_glob)}   # linted by migrations.lint")
@@ -373,24 +380,7 @@ def migrations_block(p: Project) -> list[str]:
         out.append(f"{prefix}commands:")
         for k in ("up", "down", "current"):
             out += entry(k, cmds[k], f"{prefix}  ")
-        if url_env:
-            out.append(f"{prefix}{flow('url_env', url_env)}   # the tool reads the URL from these")
-        parts = connection_env(t.part_vars) if not t.url_vars else {}
-        if parts:
-            out.append(f"{prefix}{flow('connection_env', parts)}   # the URL is built from these")
-        if t.tool == "django":
-            out.append(
-                f"{prefix}{flow('exclude_tables', list(DJANGO_SIGNAL_TABLES))}   # rows written "
-                "by post_migrate signals, not by migrations"
-            )
-        if t.import_vars:
-            out += _comment_lines(
-                f"the settings demand {', '.join(t.import_vars)} at import; the migrations get "
-                "stand-in values (never the target's), not used to reach anything:",
-                "    ",
-            )
-            stand_in = {n: "readyctl-rehearsal" for n in t.import_vars}
-            out.append(f"{prefix}{flow('env', stand_in)}")
+        out += _tool_env_lines(t, url_env, prefix)
     for other in p.migrations[1:]:
         out += _comment_lines(
             f"also found {other.words()}: configure it here instead if it is the one you "
