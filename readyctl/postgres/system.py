@@ -283,40 +283,8 @@ class SystemPostgres(embedded.EmbeddedPostgres):
                 shutil.rmtree(work, ignore_errors=True)
         return template
 
-    def _prepare(self) -> None:
-        """The instance directory: a copy of the template, configured, owned by the run user."""
-        template = self._template_dir()
-        parent = self._base_parent or embedded._fast_temp_parent()
-        self.base = Path(tempfile.mkdtemp(prefix="readyctl-pg-", dir=parent))
-        self.data_dir = self.base / "data"
-        self.socket_dir = self.base / "sock"
-        if len(str(self.socket_dir)) > 80:  # unix socket paths are limited to ~107 bytes
-            self.socket_dir = Path(tempfile.mkdtemp(prefix="readyctl-pgs-", dir="/tmp"))
-            self._extra_dirs.append(self.socket_dir)
-        else:
-            self.socket_dir.mkdir()
-        self.log_file = self.base / "postgres.log"
-        shutil.copytree(template, self.data_dir, symlinks=True)
-        self.log_file.touch()
-        conf = {
-            "listen_addresses": f"'{embedded.HOST}'",
-            "unix_socket_directories": f"'{self.socket_dir}'",
-            "max_connections": "200",
-            "logging_collector": "off",
-            "log_min_messages": "warning",
-            "log_timezone": "'UTC'",
-            "timezone": "'UTC'",
-            "ssl": "off",
-        }
-        conf.update(self._settings)
-        with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as fh:
-            fh.write("\n# readyctl scratch instance\n")
-            for key, value in conf.items():
-                fh.write(f"{key} = {value}\n")
-        self.data_dir.chmod(0o700)
-        entry = self._run_user()
-        if entry is not None:
-            embedded._chown_tree(self.base, entry.pw_uid, entry.pw_gid)
-            embedded._ensure_traversable(self.base)
-            for extra in self._extra_dirs:
-                os.chown(extra, entry.pw_uid, entry.pw_gid)
+    conf_label = "readyctl scratch instance"
+    extra_conf = {"ssl": "off"}
+
+    def _check_binaries(self) -> None:
+        """Installed binaries were checked when they were discovered (binaries_at)."""

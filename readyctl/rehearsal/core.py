@@ -17,7 +17,7 @@ from readyctl.postgres import scratch
 from readyctl.rehearsal.alembic import AlembicMigrator
 from readyctl.rehearsal.environ import error_words
 from readyctl.rehearsal.errors import MAX_DISCOVERED, RehearsalError, StepFailed
-from readyctl.rehearsal.migrator import Migrator, read_version_table
+from readyctl.rehearsal.migrator import Migrator
 from readyctl.rehearsal.outcome import RehearsalOutcome, RevisionOutcome
 from readyctl.rehearsal.sentinel import prove_scratch
 
@@ -223,6 +223,8 @@ class _Rehearsal:
         (nothing-pending mode), used to judge the first upgrade and to explain a failure.
         """
         label = rev or "the next revision"
+        if rev is not None and above is None and not self.m.reversible(rev):
+            return self.irreversible(rev), rev
         below = self.fingerprint()
         try:
             up_s = self.step("up", rev)
@@ -315,6 +317,27 @@ class _Rehearsal:
         )
         return True, rev
 
+    def irreversible(self, rev: str) -> bool:
+        """Upgrade a revision without a downgrade (its up must still apply); record it as
+        irreversible. True when the rehearsal can go on from the state it left."""
+        try:
+            up_s = self.step("up", rev)
+        except StepFailed as e:
+            self.fail(rev, f"{rev}: the upgrade failed ({e})", "up")
+            return False
+        self.outcomes.append(
+            RevisionOutcome(
+                rev,
+                "irreversible",
+                f"{rev} is irreversible: its upgrade applied on the scratch copy in "
+                f"{up_s:.2f} s, but it has no down migration; rolling back this release needs "
+                "a restore from backup",
+                up_s=up_s,
+                step="down",
+            )
+        )
+        return True
+
     # -- modes --------------------------------------------------------------------------------
     def pending(self, revisions: Sequence[str]) -> None:
         """Rehearse each pending revision in order; stop at the first failure."""
@@ -363,8 +386,9 @@ class _Rehearsal:
     def last(self, revisions: Sequence[str] | None, n: int) -> None:
         """Nothing pending: walk down the newest `n` revisions, then rehearse each going up."""
         walked: list[tuple[str, fp.Fingerprint, fp.Fingerprint, float]] = []
-        down_failed: RevisionOutcome | None = None
+        stopped: RevisionOutcome | None = None
         below_it: list[str] = []
+        stop_reason: str | None = None
         for i in range(n):
             if revisions is not None:
                 if i >= len(revisions):
@@ -375,11 +399,24 @@ class _Rehearsal:
                 if not cur:
                     break
                 rev = ",".join(cur)
+            if revisions is not None and not self.m.reversible(rev):
+                stopped = RevisionOutcome(
+                    rev,
+                    "irreversible",
+                    f"{rev} is irreversible: it has no down migration, so the rehearsal cannot "
+                    "walk below it (it is applied already; its upgrade was not rehearsed now); "
+                    "rolling back past it needs a restore from backup",
+                    step="down",
+                )
+                self.outcomes.append(stopped)
+                below_it = list(revisions[i + 1 : n])
+                stop_reason = f"it is older than {rev}, which has no down migration to walk below"
+                break
             above = self.fingerprint()
             try:
                 d_s = self.step("down", rev if revisions is not None else None)
             except StepFailed as e:
-                down_failed = self.fail(rev, f"{rev}: the downgrade failed ({e})", "down")
+                stopped = self.fail(rev, f"{rev}: the downgrade failed ({e})", "down")
                 below_it = list(revisions[i + 1 : n]) if revisions is not None else []
                 break
             if revisions is None and self.m.current(self.db.url) == tuple(rev.split(",")):
@@ -390,19 +427,24 @@ class _Rehearsal:
             ok, _ = self.round_trip(rev, above, below, down_s=d_s)
             if not ok:
                 self.block([w[0] for w in reversed(walked[:j])], rev)
-                return
-        if down_failed is not None:
-            # report the failing revision after the newer ones, then the ones it hides
-            self.outcomes.remove(down_failed)
-            self.outcomes.append(down_failed)
-            self.block(below_it, down_failed.revision)
+                break
+        if stopped is not None:
+            # report where the walk stopped (a failed or irreversible downgrade) after
+            # the newer ones, then the ones it hides
+            self.outcomes.remove(stopped)
+            self.outcomes.append(stopped)
+            self.block(below_it, stopped.revision, stop_reason)
 
-    def block(self, revisions: Sequence[str], because: str) -> None:
-        """Mark later revisions as not rehearsed because `because` failed."""
+    def block(self, revisions: Sequence[str], because: str, reason: str | None = None) -> None:
+        """Mark revisions as not rehearsed because `because` failed (or for `reason`)."""
         for r in revisions:
+            why = reason or f"revision {because} failed first"
             self.outcomes.append(
                 RevisionOutcome(
-                    r, "not_rehearsed", f"{r} was not rehearsed: revision {because} failed first"
+                    r,
+                    "not_rehearsed",
+                    f"{r} was not rehearsed: {why}",
+                    blocked_by=None if reason else because,
                 )
             )
 
@@ -419,7 +461,8 @@ def _target_state(url: str, migrator: Migrator) -> tuple[str, tuple[str, ...]]:
             options="-c default_transaction_read_only=on -c statement_timeout=60000",
         ) as conn:
             digest = fp.take(conn, sample_rows=0).schema_digest()
-        rev = read_version_table(url, migrator.version_table) if migrator.version_table else ()
+        # the tool's own read-only reader (alembic: alembic_version; prisma: _prisma_migrations)
+        rev = migrator.current(url) if migrator.version_table else ()
     except psycopg.Error as e:
         raise RehearsalError(
             f"could not read the target database: {error_words(e)}", "connectivity"
@@ -505,6 +548,10 @@ def rehearse(
         run = _Rehearsal(migrator, db, server, s, check_deadline)
         plan = migrator.plan(source_rev)  # cached when the source said the same
         notes: list[str] = [no_sentinel] if no_sentinel else []
+        try:
+            notes.extend(migrator.state_notes(db.url))  # edited or failed migrations
+        except Exception as e:  # a remark only: never stops the rehearsal
+            notes.append(f"could not read the migration state for notes: {error_words(e)}")
         mode = "none"
         if plan is not None:
             if plan.get("unknown"):

@@ -20,6 +20,19 @@ class ToolReading:
     said: str
 
 
+class VersionTable(str):
+    """A version table whose revision column is not alembic's `version_num` (TypeORM's
+    `migrations` keeps it in `name`): a str, so code that passes table names on keeps working."""
+
+    column: str
+
+    def __new__(cls, table: str, column: str = "version_num") -> VersionTable:
+        """`table` ("schema.table" or "table"), read through `column`."""
+        out = super().__new__(cls, table)
+        out.column = column
+        return out
+
+
 # -- migrators ------------------------------------------------------------------------------------
 class Migrator:
     """One migration tool, driven one step at a time against a database URL."""
@@ -71,13 +84,25 @@ class Migrator:
         """What the tool itself reads as the database's revision (through its own connection)."""
         raise NotImplementedError
 
+    def reversible(self, revision: str | None) -> bool:
+        """Whether `revision` has a downgrade (False: irreversible; the rehearsal proves its
+        upgrade and reports that rolling it back needs a restore)."""
+        return True
+
+    def state_notes(self, url: str) -> list[str]:
+        """Remarks on the database's migration state (read-only), e.g. edited migrations."""
+        return []
+
     def tracking_tables(self) -> tuple[str, ...]:
         """The tool's own bookkeeping tables (left out of fingerprints, copied whole)."""
         return (self.version_table,) if self.version_table else TRACKING_TABLES
 
 
 def read_version_table(url: str, table: str, *, timeout_s: float = 10) -> tuple[str, ...]:
-    """Read a migration version table read-only (empty when the table does not exist)."""
+    """Read a migration version table read-only (empty when the table does not exist).
+
+    A `VersionTable` names its revision column; a plain name reads `version_num`.
+    """
     import psycopg
     from psycopg import sql
 
@@ -91,6 +116,9 @@ def read_version_table(url: str, table: str, *, timeout_s: float = 10) -> tuple[
         if not exists or exists[0] is None:
             return ()
         rows = conn.execute(
-            sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(*table.split(".")))
+            sql.SQL("SELECT {} FROM {}").format(
+                sql.Identifier(getattr(table, "column", "version_num")),
+                sql.Identifier(*table.split(".")),
+            )
         ).fetchall()
     return tuple(sorted(str(r[0]) for r in rows))

@@ -8,7 +8,9 @@ import dataclasses
 # -- results --------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class RevisionOutcome:
-    """What happened to one revision: pass, fail, error (infrastructure) or not_rehearsed."""
+    """What happened to one revision: pass, fail, irreversible (its upgrade applied, it has no
+    downgrade), error (infrastructure) or not_rehearsed (`blocked_by`: the revision that
+    stopped the rehearsal first, when one failed)."""
 
     revision: str
     status: str
@@ -18,6 +20,7 @@ class RevisionOutcome:
     up_again_s: float | None = None
     difference: list[str] = dataclasses.field(default_factory=list)
     step: str | None = None
+    blocked_by: str | None = None
 
     def durations(self) -> dict[str, float]:
         """The measured step durations in seconds."""
@@ -48,6 +51,11 @@ class RehearsalOutcome:
     def first_failure(self) -> RevisionOutcome | None:
         """The first revision that failed."""
         return next((r for r in self.revisions if r.status == "fail"), None)
+
+    @property
+    def irreversible(self) -> list[RevisionOutcome]:
+        """The revisions without a downgrade."""
+        return [r for r in self.revisions if r.status == "irreversible"]
 
     @property
     def rehearsed(self) -> int:
