@@ -4,11 +4,16 @@ The target is only read: a schema-only pg_dump (read-only session) and a sample 
 inside a READ ONLY transaction. Everything else happens in a scratch database on a scratch
 PostgreSQL (readyctl.postgres.scratch), which is always dropped and stopped.
 
-Migration tools:
-- `AlembicMigrator`: alembic natively, in this process (fast) or in the project's own
-  interpreter/command (`python:`), through a small shim that needs only alembic.
-- `CommandMigrator`: any other stack (Prisma, TypeORM, Flyway, ...) through `up`, `down` and
-  `current` shell commands; the database URL reaches them through environment variables.
+Migration tools, one module each (a new tool is a new module with a `Migrator` subclass and
+`detect`/`from_project`, see checks/migrations/_project.py):
+- `alembic`: in this process (fast) or in the project's own interpreter/command (`python:`),
+  through a small shim that needs only alembic.
+- `typeorm`: the project's DataSource through a Node shim, one migration per step.
+- `django`: `manage.py`'s migration graph through a shim in the project's interpreter.
+- `prisma`: from the files, as `prisma migrate deploy` applies them (no Prisma CLI needed);
+  `down.sql` beside a migration is its down step, and one without it is irreversible.
+- `commands`: any other stack (Knex, Flyway, ...) through `up`, `down` and `current` shell
+  commands; the database URL reaches them through environment variables.
 
 Sealed: every migration subprocess (commands, the shim in the project's interpreter) gets an
 allow-listed environment (`sealed_environ`): PATH, HOME, locale, TZ, TMPDIR, VIRTUAL_ENV,
