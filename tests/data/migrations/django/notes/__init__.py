@@ -1,0 +1,1 @@
+"""The fixture app: notes, with three migrations."""

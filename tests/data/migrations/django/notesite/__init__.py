@@ -1,0 +1,1 @@
+"""A minimal Django project for readyctl's migration rehearsal tests."""
