@@ -95,6 +95,20 @@ def copy_sample(
                 for chunk in out:
                     inp.write(chunk)
             copied += int(dst.execute(sql.SQL("SELECT count(*) FROM {}").format(rel)).fetchone()[0])  # type: ignore[index]
+        # a schema-only dump starts every sequence over: set them where the target's are, so
+        # the first row a migration (or the tool's own bookkeeping) inserts gets a fresh id
+        # (pg_sequences: NULL for a sequence never used, or one this user may not read)
+        for schema, name, last in src.execute(
+            "SELECT schemaname, sequencename, last_value FROM pg_sequences "
+            "WHERE last_value IS NOT NULL AND schemaname NOT IN "
+            "('pg_catalog', 'information_schema')"
+        ).fetchall():
+            qualified = sql.Identifier(schema, name).as_string(dst)
+            try:
+                with dst.transaction():  # a savepoint: a sequence scratch lacks is passed over
+                    dst.execute("SELECT setval(%s::regclass, %s, true)", (qualified, last))
+            except psycopg.Error:
+                continue
         dst.commit()
         src.rollback()
     return copied
@@ -217,10 +231,10 @@ class _Rehearsal:
         walked_below: fp.Fingerprint | None = None,
         down_s: float | None = None,
     ) -> tuple[bool, str | None]:
-        """up (== above, when known), down (== before), up (== first up). (ok, revision id).
+        """up, down (== before), up (== first up). (ok, revision id).
 
         `above`/`walked_below`: the states around this revision when it was walked down
-        (nothing-pending mode), used to judge the first upgrade and to explain a failure.
+        (nothing-pending mode), used only to explain an upgrade that fails after its walk down.
         """
         label = rev or "the next revision"
         if rev is not None and above is None and not self.m.reversible(rev):
@@ -250,20 +264,10 @@ class _Rehearsal:
         if rev is None:
             rev = ",".join(self.m.current(self.db.url)) or "unknown"
             label = rev
+        # The state `above` this revision when it was walked down is not compared with: the
+        # downs of newer revisions walked before it may have left it wrong, and a fault of
+        # theirs would be blamed on this one. Each revision is judged by its own round trip.
         first_up = self.fingerprint()
-        if above is not None:
-            changes = fp.diff(above, first_up, rows=False)
-            if changes:
-                self.fail(
-                    label,
-                    f"{label}: upgrading again after its downgrade does not reproduce the "
-                    f"schema: {fp.in_words(changes)}",
-                    "up",
-                    difference=[c.words for c in changes],
-                    up_s=up_s,
-                    down_s=down_s,
-                )
-                return False, rev
         try:
             d_s = self.step("down", rev)
         except StepFailed as e:
