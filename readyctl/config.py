@@ -247,6 +247,11 @@ class Environment(_Model):
     )
     faults: list[str] = Field(default_factory=list)
     ca_bundle: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="headers every request readyctl sends to the target carries (e.g. a "
+        "maintenance bypass: {X-Maintenance-Bypass: ${BYPASS_SECRET}}); values are redacted",
+    )
     api: ApiConfig | None = Field(
         default=None, description="the target's API map: routes, login, refresh, lists, ..."
     )

@@ -329,7 +329,11 @@ class Context:
             verify=verify,
             timeout=self.timeout(timeout),
             follow_redirects=follow_redirects,
-            headers={"User-Agent": "readyctl", "Accept-Encoding": httpread.ACCEPT_ENCODING},
+            headers={
+                "User-Agent": "readyctl",
+                "Accept-Encoding": httpread.ACCEPT_ENCODING,
+                **env.headers,
+            },
         )
         limits = httpread.Limits(
             max_body=max_body or httpread.MAX_BODY_BYTES,

@@ -75,6 +75,9 @@ class RunOptions:
     no_defaults_config: bool = False
     baseline: str | None = None
     history: bool = True
+    # headers every request to the target carries, over the environment's (a runbook's
+    # maintenance bypass); values are redacted
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
     # per-check settings laid over readyctl.yaml's `checks:` (commands like `readyctl load`)
     settings_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     # flags of a narrower command that name the target (e.g. --alembic-config): the managed
@@ -350,9 +353,13 @@ def execute_report(opts: RunOptions, ui: RunUI | None = None) -> tuple[int, Any]
         # an explicit target on the command line means the managed demo is not started for it
         update.update(managed=None, faults=[])
         origin["managed"] = f"not started: explicit target ({', '.join(explicit)})"
+    if opts.headers:
+        update["headers"] = {**env.headers, **opts.headers}
     if update:
         env = env.model_copy(update=update)
         redactor.add(env.database_url)
+    for value in env.headers.values():
+        redactor.add(value)
     if env.env_file and env.env_source in ("file", "both"):
         # an env file readyctl cannot read (too big, not UTF-8) is bad input: exit 2, up front
         from readyctl.dotenv import read as read_dotenv
