@@ -148,7 +148,7 @@ class MigrationsLint(Check):
             if sql is None:
                 yield self.skipped(rev, migrator.no_sql_reason(rev))
                 continue
-            yield self._lint_one(linter, rev, sql)
+            yield self._lint_one(linter, rev, sql, source=migrator.source_file(rev))
 
     # -- a tool that lists its revisions -------------------------------------------------------
     def _revisions(
@@ -191,7 +191,6 @@ class MigrationsLint(Check):
         self, ctx: Context, pattern: str, own: Settings, url: str | None, ignore: list[str]
     ) -> Iterator[Result]:
         """Lint SQL migration files (Prisma, Flyway, ...): the unapplied ones, or the newest."""
-        root = ctx.resolve(".")
         files = sorted(Path(p) for p in glob.glob(str(ctx.resolve(pattern))))
         if not files:
             yield self.skipped("migrations", f"no SQL migration files match {pattern}")
@@ -217,11 +216,8 @@ class MigrationsLint(Check):
             except OSError as e:
                 yield self.errored(rev_of(p), ErrorReason.CONFIG, f"cannot read {p}: {e}")
                 continue
-            try:
-                rel = p.relative_to(root)
-            except ValueError:
-                rel = p
-            yield self._lint_one(linter, rev_of(p), sql, source=str(rel))
+            # absolute: the SARIF report makes it relative to the repository root
+            yield self._lint_one(linter, rev_of(p), sql, source=str(p.resolve()))
 
     @staticmethod
     def _applied_names(ctx: Context, url: str) -> set[str] | None:

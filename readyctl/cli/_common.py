@@ -13,7 +13,8 @@ FORMAT_OPT = typer.Option(
     None,
     "--format",
     "-f",
-    help="Comma-separated formats: terminal,json,html,junit,markdown (default: terminal,json).",
+    help="Comma-separated formats: terminal,json,html,junit,markdown,sarif "
+    "(default: terminal,json).",
 )
 BASE_URL_OPT = typer.Option(
     None, "--base-url", help="Target API base URL (overrides the environment's)."

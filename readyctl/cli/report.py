@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
 def render(
     file: Path = typer.Argument(..., help="A readiness.json."),
     format: str = typer.Option(
-        "terminal", "--format", "-f", help="terminal,json,html,junit,markdown"
+        "terminal", "--format", "-f", help="terminal,json,html,junit,markdown,sarif"
     ),
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Output directory."),
     no_color: bool = NO_COLOR_OPT,

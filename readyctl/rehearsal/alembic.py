@@ -339,6 +339,14 @@ class AlembicMigrator(Migrator):
         """alembic downgrade <revision>@-1 (one step on that revision's branch)."""
         self._call("downgrade", url, timeout_s, revision=f"{revision}@-1" if revision else "-1")
 
+    def source_file(self, revision: str) -> str | None:
+        """The revision's script, from the migrations read by plan()."""
+        for plan in self._plan_cache.values():
+            path = (plan.get("paths") or {}).get(revision)
+            if path:
+                return str(path)
+        return None
+
     def no_sql_reason(self, revision: str) -> str:
         """An alembic revision without SQL of its own is a merge point."""
         return f"{revision} is a merge point and runs no SQL of its own"

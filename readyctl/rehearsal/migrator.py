@@ -76,6 +76,10 @@ class Migrator:
         """The SQL `revision`'s upgrade would run (None when the tool cannot tell)."""
         return None
 
+    def source_file(self, revision: str) -> str | None:
+        """The file that defines `revision` (lint results and SARIF point at it), if known."""
+        return None
+
     def no_sql_reason(self, revision: str) -> str:
         """Why offline_sql gave None for `revision` (lint skips it with this reason)."""
         return f"{self.name} cannot render {revision} as SQL without running it"

@@ -249,6 +249,11 @@ class PrismaMigrator(Migrator):
             said += f", failed: {', '.join(failed)}"
         return ToolReading(True, text, said)
 
+    def source_file(self, revision: str) -> str | None:
+        """The migration's migration.sql."""
+        path = self._file(revision, "migration.sql")
+        return str(path) if path.is_file() else None
+
     def offline_sql(self, revision: str, url: str | None, timeout_s: float) -> str | None:
         """The migration.sql text (what deploy runs)."""
         try:

@@ -14,6 +14,7 @@ FILE_NAMES = {
     "html": "readiness.html",
     "junit": "readiness.xml",
     "markdown": "readiness.md",
+    "sarif": "readiness.sarif",
 }
 FORMATS = ("terminal", *FILE_NAMES)
 
@@ -53,6 +54,10 @@ def file_writer(name: str) -> Callable[[Report, Path], Path]:
         return write
     if name == "html":
         from readyctl.reporters.html import write
+
+        return write
+    if name == "sarif":
+        from readyctl.reporters.sarif import write
 
         return write
     raise ValueError(f"format {name!r} is not available in this version")
