@@ -73,6 +73,19 @@ def prior_usage(headers: httpx.Headers, limit: int) -> int:
     return max(0, min(limit - 1, limit - 1 - remaining))
 
 
+def _used_in_window(headers: httpx.Headers, limit: int) -> int | None:
+    """Requests the limiter says it counted in its current window (None when it does not say)."""
+    advertised = _header_int(headers, "RateLimit-Limit", "X-RateLimit-Limit")
+    remaining = _header_int(headers, "RateLimit-Remaining", "X-RateLimit-Remaining")
+    if advertised is None:
+        advertised = _header_int(headers, "RateLimit", key="limit")
+    if remaining is None:
+        remaining = _header_int(headers, "RateLimit", key="remaining")
+    if advertised != limit or remaining is None:
+        return None
+    return max(0, limit - remaining)
+
+
 def _new_window(headers: httpx.Headers, limit: int) -> bool:
     """The limiter advertises this limit with most of it remaining: a window just began."""
     advertised = _header_int(headers, "RateLimit-Limit", "X-RateLimit-Limit")
@@ -332,13 +345,44 @@ class RateLimitPolicies(Check):
             elapsed = time.monotonic() - started
             evidence["probe_s"] = round(elapsed, 1)
             fresh = prior_usage(last.headers, limit)
-            if last.status != 429 and (elapsed >= window or _new_window(last.headers, limit)):
+            used = _used_in_window(last.headers, limit)
+            # the limiter counted fewer requests in its window than this probe sent into it:
+            # a window boundary fell inside the probe (a fixed window can start right after
+            # the first request)
+            forgot = used is not None and used < prior + counted + 1
+            if last.status != 429 and forgot and used is not None:
+                # fill the limiter's new window, then one more must be refused: that tells a
+                # limiter that enforces from one that only counts
+                forgot = False
+                for _ in range(limit - used + 1):
+                    ctx.check_deadline()
+                    try:
+                        n += 1
+                        nxt = spec.send(ctx, client, {**variables, "n": n}, budget_s=self._budget)
+                    except TargetError as e:
+                        return self.errored(subject, e.reason, f"{subject}: {e.detail}")
+                    if nxt.status == 429:
+                        last = nxt
+                        evidence["over_limit_status"] = last.status
+                        evidence["headers"] = header_evidence(last.headers, LIMIT_HEADERS)
+                        break
+                    now = _used_in_window(nxt.headers, limit)
+                    if now is None or now < used:  # yet another window: cannot tell
+                        forgot = True
+                        break
+                    used, last = now, nxt
+            if last.status != 429 and (
+                elapsed >= window or _new_window(last.headers, limit) or forgot
+            ):
                 # a limiter whose window ended during the probe rightly lets request
                 # limit + 1 through: that is no evidence of a missing limit
                 why = (
                     f"the probe took {elapsed:.0f} s, longer than the {human_window(window)} window"
                     if elapsed >= window
                     else f"the limiter's headers show a new window ({fresh} used)"
+                    if not forgot
+                    else f"the limiter counted {used} requests in its window where the probe "
+                    f"sent {prior + counted + 1}: a new window began during the probe"
                 )
                 return self.errored(
                     subject,

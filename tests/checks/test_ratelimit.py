@@ -255,3 +255,35 @@ def test_a_window_that_ends_during_the_probe_is_inconclusive_not_a_fail() -> Non
     r = got["POST /hit"]
     assert r.status.value == "error" and r.error_reason.value == "inconclusive", r.summary
     assert "window" in r.summary
+
+
+def _reset_after_first_app(limit: int, *, enforce: bool) -> FastAPI:
+    """A fixed window that ends right after the first request (one earlier request counted in
+    it); the next window then counts from zero. `enforce=False`: it only counts (remaining
+    stays at 0, never a 429)."""
+    app = FastAPI()
+    seen = {"n": 0}
+
+    @app.post("/hit")
+    async def hit() -> JSONResponse:
+        seen["n"] += 1
+        used = 2 if seen["n"] == 1 else seen["n"] - 1  # window A: one earlier + ours
+        if enforce and used > limit:
+            return JSONResponse(
+                {"error": "slow down"}, status_code=429, headers={"Retry-After": "9"}
+            )
+        h = {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(max(0, limit - used))}
+        return JSONResponse({"ok": True}, headers=h)
+
+    return app
+
+
+def test_a_window_boundary_after_the_first_request_is_not_read_as_no_limit() -> None:
+    # seen on a loaded CI box: request 6 of a 5/min policy passed because a new fixed window
+    # began after request 1; the headers show the limiter counted 5, not the 7 the probe sent
+    r = run_against(_reset_after_first_app(5, enforce=True), policy_config(5))["POST /hit"]
+    assert r.status.value == "pass", r.summary
+    # a limiter that counts but never refuses is still a fail
+    r = run_against(_reset_after_first_app(5, enforce=False), policy_config(5))["POST /hit"]
+    assert r.status.value == "fail", r.summary
+    assert "no rate limit" in r.summary
