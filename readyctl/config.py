@@ -228,6 +228,15 @@ class AwsConfig(_Model):
     profile: str | None = None
 
 
+class DeployConfig(_Model):
+    """What `readyctl deploy` uses for this environment (over the runbook's defaults)."""
+
+    vars: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="runbook variables (${vars.NAME}) over the runbook's `vars:`; --var wins",
+    )
+
+
 class Environment(_Model):
     """One target environment: where it is and what readyctl may do there."""
 
@@ -260,6 +269,9 @@ class Environment(_Model):
     )
     aws: AwsConfig | None = None
     instances: int = Field(default=1, ge=1)
+    deploy: DeployConfig | None = Field(
+        default=None, description="`readyctl deploy` settings: runbook variables"
+    )
 
     @field_validator("base_url", "http_url")
     @classmethod
@@ -286,6 +298,18 @@ class GateConfig(_Model):
     fail_under: float = Field(default=80, ge=0, le=100)
     max_regression: float = Field(default=5, ge=0, le=100)
     retry_pass_is_warn: bool = False
+    require_attestations: list[str] = Field(
+        default_factory=list,
+        description="attested items (security_audit, legal_review, dr_tested, support_on_call) "
+        "that must carry a valid attestation, else the verdict is inconclusive",
+    )
+
+    @field_validator("require_attestations", mode="before")
+    @classmethod
+    def _attested_items(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [_attestation_item(x) for x in v]
+        return v
 
     @property
     def require_severity(self) -> Severity | None:
@@ -361,6 +385,54 @@ class NotApplicable(_Model):
         return v
 
 
+# what no machine can verify, from the seed's pre- and post-deployment lists: signed, dated
+# attestations cover these (readyctl/attestations.py); seed items 1-20 only while no check
+# covers them (a signature never passes a machine check)
+ATTESTATION_ITEMS = ("security_audit", "legal_review", "dr_tested", "support_on_call")
+
+
+def _attestation_item(v: Any) -> str:
+    """A seed item 1-20 or a named pre/post-deploy item, else a ValueError naming the choices."""
+    v = str(v).strip()
+    if v not in ATTESTATION_ITEMS and v not in CHECKLIST_ITEMS[:20]:
+        raise ValueError(
+            f"unknown attested item {v!r}; use {', '.join(ATTESTATION_ITEMS)} or a seed item 1-20"
+        )
+    return v
+
+
+class Attestation(_Model):
+    """A signed sign-off for what no check can verify: who, when, the evidence, until when.
+
+    Fields may be left out here: `readyctl attestations lint` and the report name an
+    incomplete attestation, and it does not count (its item stays unverified).
+    """
+
+    item: str = Field(
+        description="security_audit, legal_review, dr_tested, support_on_call, or a seed item "
+        "1-20 that no check covers"
+    )
+    by: str | None = Field(default=None, min_length=1, description="who signed (name or team)")
+    at: dt.date | None = Field(default=None, description="the date it was done and signed")
+    evidence: str | None = Field(
+        default=None, description="a link to the evidence (report, ticket, rota): http(s) URL"
+    )
+    expires: dt.date | None = Field(default=None, description="after this date it no longer counts")
+    note: str | None = Field(default=None, description="free text shown beside it")
+
+    @field_validator("item", mode="before")
+    @classmethod
+    def _item(cls, v: Any) -> str:
+        return _attestation_item(v)
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/]+", v.strip()):
+            raise ValueError("must be an http:// or https:// URL to the evidence")
+        return v.strip() if v else v
+
+
 class ScratchConfig(_Model):
     """Where readyctl restores copies of the target (restore drills, migration rehearsals)."""
 
@@ -433,6 +505,11 @@ class Config(_Model):
     )
     waivers_file: str | None = Field(
         default=None, description="a YAML file with a top-level `waivers:` list"
+    )
+    attestations: list[Attestation] = Field(
+        default_factory=list,
+        description="signed sign-offs for what no check can verify (security audit, legal "
+        "review, DR test, support on call): by, at, evidence, expires",
     )
     scratch: ScratchConfig = Field(
         default_factory=ScratchConfig,

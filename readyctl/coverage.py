@@ -7,7 +7,15 @@ the checks whose `refs` name it. Per item a run says:
 - verified: at least one unwaived scored result (pass, warn or fail) of its checks;
 - waived: its checks' only results are waived;
 - not_applicable: declared in readyctl.yaml with a reason and an owner (not expired);
+- attested: no check can verify it, and a valid attestation (readyctl/attestations.py) signs
+  it: who, when, evidence, expiry. A signature never passes a machine check: a seed item that
+  a check covers stays judged by its checks;
 - unverified: everything else, with the reasons and the setting that would make it verifiable.
+
+Besides items 1-20 and critical paths, the checklist holds the named items only attestations
+verify (security_audit, legal_review, dr_tested, support_on_call), required only when
+`gate.require_attestations` names them. An expired or incomplete attestation leaves its item
+unverified and is named in `missing`.
 
 The deploy-day list is verified by `readyctl deploy`, not by `check`.
 """
@@ -18,10 +26,13 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from readyctl.check import CheckMeta, Severity
 from readyctl.result import Result, Status
+
+if TYPE_CHECKING:
+    from readyctl.attestations import AttestationState
 
 CRITICAL_PATHS = "critical_paths"
 # the evidence key a smoke result carries to name the critical path it exercises
@@ -56,6 +67,11 @@ VERIFIED = "verified"
 UNVERIFIED = "unverified"
 NOT_APPLICABLE = "not_applicable"
 WAIVED = "waived"
+ATTESTED = "attested"
+ATTEST_SETTING = (
+    "attestations: [{{item: {item}, by: ..., at: YYYY-MM-DD, evidence: https://..., "
+    "expires: YYYY-MM-DD}}]"
+)
 
 _SCORED = (Status.PASS, Status.WARN, Status.FAIL)
 _WORST = [Status.FAIL, Status.WARN, Status.PASS]
@@ -63,7 +79,11 @@ _WORST = [Status.FAIL, Status.WARN, Status.PASS]
 
 def item_label(item: str) -> str:
     """`1. Environment variable validation`, or the critical-paths title."""
-    title = ITEMS[item][0] if item in ITEMS else item
+    if item not in ITEMS:
+        from readyctl.attestations import NAMED
+
+        return NAMED[item][0] if item in NAMED else item
+    title = ITEMS[item][0]
     return title if item == CRITICAL_PATHS else f"{item}. {title}"
 
 
@@ -127,6 +147,7 @@ class ItemCoverage:
     missing: list[dict[str, str]] = dataclasses.field(default_factory=list)
     declaration: dict[str, Any] | None = None
     paths: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    attestation: dict[str, Any] | None = None  # the attestation that speaks for the item
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the report's `checklist.items[]`)."""
@@ -188,12 +209,19 @@ def compute(
     today: dt.date,
     smoke_check: str = "smoke.scenarios",
     scope_to_selection: bool = False,
+    attestations: Sequence[AttestationState] | None = None,
+    required_attestations: Iterable[str] = (),
 ) -> list[ItemCoverage]:
     """Coverage of every checklist item by this run's results.
 
     `scope_to_selection` (focused commands such as `readyctl smoke`): only items with a
     selected check can be required; the rest of the checklist is not this command's job.
+    `attestations` (states as of `today`): None leaves the attested items out (a plan);
+    otherwise they are listed after the seed items, `required_attestations` required.
     """
+    from readyctl import attestations as _att
+
+    signed = _att.by_item(attestations or ())
     selected = set(selected)
     by_item: dict[str, list[str]] = {i: [] for i in ITEMS}
     for cid, meta in metas.items():
@@ -232,6 +260,9 @@ def compute(
             }
         if item == CRITICAL_PATHS:
             cov.paths = _critical_paths(by_check.get(smoke_check, []), waived)
+        att = _att.best(signed.get(item, []))
+        if att is not None:
+            cov.attestation = att.to_dict()
         if scored:
             cov.status = VERIFIED
             cov.verified_by = sorted({r.check_id for r in scored})
@@ -240,10 +271,39 @@ def compute(
             cov.status = NOT_APPLICABLE
         elif any(r.key in waived for r in rs):
             cov.status = WAIVED
+        elif not checks and att is not None and att.valid:
+            cov.status = ATTESTED  # only where no check covers the item
         else:
             cov.missing = _missing(checks, by_check, selected, env_name)
+            if not checks and item != CRITICAL_PATHS:
+                cov.missing.append(_attestation_missing(item, att))
+        out.append(cov)
+    if attestations is None:
+        return out
+    required = set(required_attestations)
+    for item, (title, priority) in _att.NAMED.items():
+        att = _att.best(signed.get(item, []))
+        cov = ItemCoverage(
+            item=item,
+            title=title,
+            priority=priority,
+            status=UNVERIFIED,
+            required=item in required,
+            checks=[],
+            attestation=att.to_dict() if att is not None else None,
+        )
+        if att is not None and att.valid:
+            cov.status = ATTESTED
+        else:
+            cov.missing = [_attestation_missing(item, att)]
         out.append(cov)
     return out
+
+
+def _attestation_missing(item: str, att: AttestationState | None) -> dict[str, str]:
+    """The `missing` row of an item only an attestation can verify."""
+    reason = att.why_not() if att is not None else "no attestation"
+    return {"check": "", "reason": reason, "setting": ATTEST_SETTING.format(item=item)}
 
 
 def _missing(
@@ -279,7 +339,7 @@ def _missing(
 
 def summary(items: Sequence[ItemCoverage]) -> dict[str, int]:
     """Counts by status, and how many required items are not verified."""
-    counts = {VERIFIED: 0, UNVERIFIED: 0, NOT_APPLICABLE: 0, WAIVED: 0}
+    counts = {VERIFIED: 0, UNVERIFIED: 0, NOT_APPLICABLE: 0, WAIVED: 0, ATTESTED: 0}
     for it in items:
         counts[it.status] += 1
     counts["required_unverified"] = sum(1 for it in items if it.blocks_gate)

@@ -83,6 +83,13 @@ class RunOptions:
     # flags of a narrower command that name the target (e.g. --alembic-config): the managed
     # demo is then not started
     explicit_target: Sequence[str] = ()
+    # a runbook's target: an environment already resolved (URLs, CA, database, a managed demo
+    # the runbook started itself), used instead of the config's; never starts a managed demo
+    environment: Any = None
+    # variables over the process environment for the checks (a managed demo's test account)
+    environ: dict[str, str] | None = None
+    # a managed demo the caller started (a runbook's target): used, never started or stopped
+    managed: Any = None
 
 
 # Precedence: command-line flags > READYCTL_* variables > readyctl.yaml > managed defaults.
@@ -180,6 +187,9 @@ def managed_environ(handle: Any) -> dict[str, str]:
         "READYCTL_MAIL_URL": handle.mail_url,
         "READYCTL_MAIL_TOKEN": handle.mail_token,
         "READYCTL_WEBHOOK_SECRET": handle.webhook_secret,
+        # the demo's state file (release swaps, maintenance) and maintenance bypass secret
+        "READYCTL_DEMO_STATE": getattr(handle, "state_file", ""),
+        "READYCTL_MAINTENANCE_BYPASS_SECRET": getattr(handle, "maintenance_secret", ""),
     }
 
 
@@ -321,6 +331,10 @@ def execute_report(opts: RunOptions, ui: RunUI | None = None) -> tuple[int, Any]
         cfg = cfg.model_copy(update={"checks": merged})
     env_choice, _ = _pick(opts.env, "--env", "env")
     env_name, env = loaded.environment(env_choice)
+    if opts.environment is not None and opts.managed is None:
+        env = opts.environment.model_copy(update={"managed": None, "faults": []})
+    elif opts.environment is not None:
+        env = opts.environment
     origin: dict[str, str] = {}
     for key in ("base_url", "http_url", "env_file", "database_url"):
         if getattr(env, key):
@@ -505,7 +519,7 @@ def execute_report(opts: RunOptions, ui: RunUI | None = None) -> tuple[int, Any]
             try:
                 if _interrupt.requested():
                     raise KeyboardInterrupt
-                if env.managed == "demo":
+                if env.managed == "demo" and opts.managed is None:
                     faults = list(env.faults)
                     faults += [
                         f for f in os.environ.get("READYCTL_DEMO_FAULTS", "").split(",") if f
@@ -514,12 +528,21 @@ def execute_report(opts: RunOptions, ui: RunUI | None = None) -> tuple[int, Any]
                         handle, env = _start_managed(env, list(dict.fromkeys(faults)), console)
                     for key_ in ("base_url", "http_url", "env_file", "database_url"):
                         origin[key_] = "managed demo (started by readyctl)"
-                environ = None
+                environ = {**os.environ, **opts.environ} if opts.environ else None
                 if handle is not None:
                     environ = {**os.environ, **managed_environ(handle)}
-                    for value in (handle.mail_token, handle.webhook_secret):
+                    for value in (
+                        handle.mail_token,
+                        handle.webhook_secret,
+                        getattr(handle, "maintenance_secret", ""),
+                    ):
                         redactor.add(value)
-                ctx = Context(environment=env, managed=handle, environ=environ, **ctx_kwargs)
+                if opts.managed is not None:  # the caller's demo: used, not stopped
+                    extra = opts.environ or {}
+                    environ = {**os.environ, **managed_environ(opts.managed), **extra}
+                ctx = Context(
+                    environment=env, managed=handle or opts.managed, environ=environ, **ctx_kwargs
+                )
                 if handle is not None:
                     ctx.add_cleanup(handle.stop)
                 items = plan(ctx, selected, catalog.checks)

@@ -190,9 +190,11 @@ def build_report(
                 }
             )
         regression = _history.regressions(comparison, config.gate.max_regression, waived)
+    from readyctl import attestations as _attestations
     from readyctl import coverage as _coverage
 
     cov_metas = dict(catalog_metas) if catalog_metas else dict(metas)
+    attested = _attestations.evaluate(config.attestations, cov_metas, today)
     items = _coverage.compute(
         results,
         cov_metas,
@@ -205,6 +207,8 @@ def build_report(
         env_name=env_name,
         today=today,
         scope_to_selection=focused,
+        attestations=attested,
+        required_attestations=config.gate.require_attestations,
     )
     unverified = [
         GateReason("unverified", redactor.text(it.gate_message()), None, it.item)
@@ -252,6 +256,7 @@ def build_report(
             "summary": _coverage.summary(items),
             "items": [redactor.value(it.to_dict()) for it in items],
             "deploy_day": "verified by `readyctl deploy`, not by `readyctl check`",
+            "attestations": [redactor.value(s.to_dict()) for s in attested],
         },
         "started_at": outcome.started_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "duration_s": outcome.duration_s,

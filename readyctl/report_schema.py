@@ -23,21 +23,33 @@ CHECKLIST_SCHEMA: dict[str, Any] = {
                     "unverified",
                     "not_applicable",
                     "waived",
+                    "attested",
                     "required_unverified",
                 )
             },
         },
         "deploy_day": {"type": "string"},
+        "attestations": {
+            "type": "array",
+            "description": "since 0.3 (additive): every attestation in readyctl.yaml as of the "
+            "run's day: by, at, evidence, expires, days_left, expired, valid, problems",
+        },
         "items": {
             "type": "array",
             "items": {
                 "type": "object",
                 "required": ["item", "title", "priority", "status", "required", "checks"],
                 "properties": {
-                    "item": {"type": "string", "description": "1-20 or critical_paths"},
+                    "item": {
+                        "type": "string",
+                        "description": "1-20, critical_paths, or an attested item "
+                        "(security_audit, legal_review, dr_tested, support_on_call)",
+                    },
                     "title": {"type": "string"},
                     "priority": {"enum": ["critical", "high", "medium", "low"]},
-                    "status": {"enum": ["verified", "unverified", "not_applicable", "waived"]},
+                    "status": {
+                        "enum": ["verified", "unverified", "not_applicable", "waived", "attested"]
+                    },
                     "required": {"type": "boolean"},
                     "checks": {"type": "array", "items": {"type": "string"}},
                     "outcome": {"enum": ["pass", "warn", "fail", None]},
@@ -56,6 +68,11 @@ CHECKLIST_SCHEMA: dict[str, Any] = {
                         },
                     },
                     "declaration": {"type": ["object", "null"]},
+                    "attestation": {
+                        "type": ["object", "null"],
+                        "description": "the attestation that speaks for the item (a signature "
+                        "never passes a machine check)",
+                    },
                     "paths": {
                         "type": "array",
                         "description": "critical paths (smoke `covers:`), each verified or not",

@@ -49,11 +49,13 @@ from readyctl.cli import check as _check  # noqa: E402
 from readyctl.cli import config_cmd as _config_cmd  # noqa: E402
 from readyctl.cli import db as _db  # noqa: E402
 from readyctl.cli import demo as _demo  # noqa: E402
+from readyctl.cli import deploy as _deploy  # noqa: E402
 from readyctl.cli import env as _env  # noqa: E402
 from readyctl.cli import gate as _gate  # noqa: E402
 from readyctl.cli import init_cmd as _init_cmd  # noqa: E402
 from readyctl.cli import load as _load  # noqa: E402
 from readyctl.cli import report as _report  # noqa: E402
+from readyctl.cli import runbook as _runbook  # noqa: E402
 from readyctl.cli import schema as _schema  # noqa: E402
 from readyctl.cli import smoke as _smoke  # noqa: E402
 
@@ -70,6 +72,8 @@ _baseline.register(app)
 _config_cmd.register(app)
 _init_cmd.register(app)
 _gate.register(app)
+_deploy.register(app)
+_runbook.register(app)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ HELP = (
     "  readyctl init\n\n"
     "  readyctl init services/api --base-url https://staging.example.org --dry-run\n\n"
     "  readyctl init --check --base-url https://staging.example.org\n\n"
+    "  readyctl init --alerts --base-url https://staging.example.org\n\n"
     "Exit codes: 0 written (--check: the config agrees); 1 --check found disagreements; "
     "2 usage error (a file exists without --force, no such directory, a bad flag); "
     "4 internal error (a bug in readyctl)."
@@ -66,6 +67,12 @@ def init(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the files instead of writing them."
     ),
+    alerts: bool = typer.Option(
+        False,
+        "--alerts",
+        help="Only write alerts/readyctl-rules.yml (six alert rules for seed item 8, metric "
+        "names from --base-url's /metrics) and print the checks.alerts.rules mapping to paste.",
+    ),
     check: bool = typer.Option(
         False,
         "--check",
@@ -87,6 +94,13 @@ def init(
     if check and (force or dry_run):
         _fail("--check writes nothing: drop --force and --dry-run")
     environ = dict(os.environ)
+    if alerts:
+        if check:
+            _fail("--alerts writes the alert rules; --check compares readyctl.yaml: pick one")
+        from readyctl.init import alerts as alert_rules
+
+        alert_rules.run(root, base_url, ca_bundle, force, dry_run, _say, _fail)
+        return
     if check:
         _check(root, base_url, ca_bundle.resolve() if ca_bundle else None, environ)
         return

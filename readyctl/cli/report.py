@@ -1,4 +1,5 @@
-"""`readyctl report render`, `readyctl diff` and `readyctl waivers lint`."""
+"""`readyctl report render`, `readyctl diff`, `readyctl waivers lint` and
+`readyctl attestations lint`."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ report_app = typer.Typer(help="Re-render saved reports.", no_args_is_help=True)
 waivers_app = typer.Typer(
     help="Waivers: accepted risks with owners and expiry.", no_args_is_help=True
 )
+attestations_app = typer.Typer(
+    help="Attestations: signed sign-offs for what no check can verify (security audit, legal "
+    "review, DR test, support on call).",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add the command groups."""
     app.add_typer(report_app, name="report")
     app.add_typer(waivers_app, name="waivers")
+    app.add_typer(attestations_app, name="attestations")
 
     @app.command(
         "diff",
@@ -140,4 +147,83 @@ def lint(config: Path | None = CONFIG_OPT, no_color: bool = NO_COLOR_OPT) -> Non
             status,
         )
     ui.out.print(table)
+    raise typer.Exit(1 if bad else 0)
+
+
+@attestations_app.command(
+    "lint",
+    help="Validate attestations (every field set, not expired, not on an item a check "
+    "covers) and list days left; one expiring within 14 days is named. Exit codes: 0 all "
+    "valid; 1 one is expired or invalid; 2 usage or config error; 4 internal error (a bug in "
+    "readyctl).\n\n"
+    "Example:\n\n  readyctl attestations lint --config readyctl.yaml",
+)
+def lint_attestations(
+    config: Path | None = CONFIG_OPT,
+    today: str | None = typer.Option(
+        None, "--today", help="Judge expiry as of this day, YYYY-MM-DD (default: today, UTC)."
+    ),
+    no_color: bool = NO_COLOR_OPT,
+) -> None:
+    import datetime as dt
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from readyctl import attestations
+    from readyctl.cli._run import redactor_today
+    from readyctl.cli._ui import make_console
+    from readyctl.config import load_config
+    from readyctl.errors import ReadyctlError
+    from readyctl.registry import load_catalog
+
+    try:
+        day = dt.date.fromisoformat(today) if today else redactor_today()
+    except ValueError:
+        typer.echo(f"error: --today {today!r} is not a YYYY-MM-DD date", err=True)
+        raise typer.Exit(2) from None
+    try:
+        loaded = load_config(config)
+    except ReadyctlError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    metas = {c.meta.id: c.meta for c in load_catalog()}
+    states = attestations.evaluate(loaded.config.attestations, metas, day)
+    ui = make_console(no_color=no_color)
+    required = loaded.config.gate.require_attestations
+    signed = {s.attestation.item for s in states if s.valid}
+    unsigned = [i for i in required if i not in signed]
+    if not states and not unsigned:
+        ui.out.print("no attestations")
+        return
+    bad = 0
+    if states:
+        table = Table(title=f"{len(states)} attestations", title_justify="left")
+        for col in ("Item", "By", "At", "Evidence", "Expires", "Days left", "Status"):
+            table.add_column(col, overflow="fold")
+        for s in states:
+            a = s.attestation
+            if s.problems:
+                status, bad = "invalid: " + "; ".join(s.problems), bad + 1
+            elif s.expired:
+                status, bad = "EXPIRED", bad + 1
+            elif s.expiring_soon:
+                status = f"ok, expires in {s.days_left} days"
+            else:
+                status = "ok"
+            table.add_row(
+                a.item,
+                a.by or "-",
+                str(a.at or "-"),
+                Text(a.evidence or "-"),
+                str(a.expires or "-"),
+                "-" if s.days_left is None else str(s.days_left),
+                Text(status),
+            )
+        ui.out.print(table)
+    for item in unsigned:
+        bad += 1
+        ui.out.print(
+            Text(f"{item}: required by gate.require_attestations but has no valid attestation")
+        )
     raise typer.Exit(1 if bad else 0)

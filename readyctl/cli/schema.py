@@ -15,9 +15,15 @@ def register(app: typer.Typer) -> None:
     )
     def schema(
         report: bool = typer.Option(False, "--report", help="Print readiness.json's schema."),
+        runbook: bool = typer.Option(False, "--runbook", help="Print a runbook file's schema."),
     ) -> None:
         import json
 
+        if runbook:
+            from readyctl.runbook.model import runbook_json_schema
+
+            typer.echo(json.dumps(runbook_json_schema(), indent=2, default=str))
+            return
         if report:
             from readyctl.report_schema import REPORT_SCHEMA
 

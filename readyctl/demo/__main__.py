@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from readyctl.demo.faults import FAULTS, faults_from_env, validate_faults
+from readyctl.demo.faults import ALL_FAULT_NAMES, FAULTS, faults_from_env, validate_faults
 from readyctl.demo.shapes import SHAPE_ENV, SHAPES, get_shape, shape_from_env, validate_shape
 
 
@@ -36,6 +36,7 @@ def _describe(demo: object, echo: Callable[[str], None]) -> None:
     echo(f"  backups            {demo.backup_location}")
     echo(f"  faults             {', '.join(demo.faults) or 'none (healthy)'}")
     echo(f"  API shape          {demo.shape}  ({get_shape(demo.shape).description})")
+    echo(f"  release            {demo.release}  (swap: readyctl demo release v2 --state-file ...)")
     echo("Test credentials (seeded test tenant):")
     echo(f"  admin   {admin['email']:<28} {admin['password']}   ({admin['org']})")
     echo(f"  member  {member['email']:<28} {member['password']}   ({member['org']})")
@@ -50,11 +51,17 @@ def _describe(demo: object, echo: Callable[[str], None]) -> None:
 
 
 def run_foreground(
-    faults: Sequence[str], echo: Callable[[str], None] = print, shape: str | None = None
+    faults: Sequence[str],
+    echo: Callable[[str], None] = print,
+    shape: str | None = None,
+    state_file: str | None = None,
 ) -> int:
     """Start a managed demo, print how to reach it, wait for Ctrl-C/SIGTERM, then clean up.
 
-    `shape` None reads READYCTL_DEMO_SHAPE (default: the default shape).
+    `shape` None reads READYCTL_DEMO_SHAPE (default: the default shape). `state_file` also
+    writes the demo's state (mode 0600, secrets inside, removed on stop) there, for
+    `readyctl demo release|maintenance --state-file` from other processes; release swaps
+    they ask for run in this process (the control socket's thread).
     """
     from readyctl.demo.managed import start
 
@@ -76,10 +83,15 @@ def run_foreground(
     code = 0
     try:
         demo = start(chosen, shape=chosen_shape)
+        if state_file:
+            demo.write_state(state_file)
         _describe(demo, echo)
+        if state_file:
+            echo(f"  state file         {state_file}")
         while not stop_event.is_set():
+            pid = demo.pid
             exit_code = demo.server_exit_code(timeout_s=0.5)
-            if exit_code is not None:
+            if exit_code is not None and demo.pid == pid:  # not a process a swap replaced
                 echo(f"the demo server exited unexpectedly (code {exit_code})")
                 code = 1
                 break
@@ -87,6 +99,9 @@ def run_foreground(
         pass
     except RuntimeError as exc:
         echo(f"error: {exc}")
+        code = 1
+    except OSError as exc:  # the state file could not be written
+        echo(f"error: cannot write the state file {state_file}: {exc.strerror or exc}")
         code = 1
     finally:
         if demo is not None:
@@ -110,8 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the managed demo in the foreground until Ctrl-C")
     up.add_argument(
-        "--fault", action="append", default=[], choices=list(FAULTS), help="switch a fault on"
+        "--fault",
+        action="append",
+        default=[],
+        choices=list(ALL_FAULT_NAMES),
+        help="switch a fault on",
     )
+    up.add_argument("--state-file", default=None, help="write the demo's state file there")
     up.add_argument(
         "--shape",
         choices=list(SHAPES),
@@ -123,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lst.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     ns = parser.parse_args(args)
     if ns.command == "up":
-        return run_foreground(ns.fault, print, ns.shape)
+        return run_foreground(ns.fault, print, ns.shape, ns.state_file)
     if ns.command == "faults":
         if ns.format == "json":
             print(json.dumps([f.as_dict() for f in FAULTS.values()], indent=2))

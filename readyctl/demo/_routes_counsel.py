@@ -55,6 +55,12 @@ class SessionIn(BaseModel):
     title: str | None = Field(default=None, max_length=200)
 
 
+class SessionInV2(SessionIn):
+    """Body of POST /v1/counsel/sessions in release v2: an optional mood."""
+
+    mood: str | None = Field(default=None, max_length=40)
+
+
 class MessageIn(BaseModel):
     """Body of POST /v1/counsel/sessions/{id}/messages."""
 
@@ -132,9 +138,24 @@ SESSION_COLUMNS = (
     "s.created_at, s.updated_at, s.last_message_at"
 )
 
+V2_SESSION_COLUMNS = SESSION_COLUMNS + ", s.mood"
+
+
+def _columns(state: DemoState) -> str:
+    """The session columns the running release selects (v2 adds mood)."""
+    return SESSION_COLUMNS if state.settings.release == "v1" else V2_SESSION_COLUMNS
+
 
 def _session_json(row: dict[str, Any]) -> dict[str, Any]:
-    """Serialise a session row."""
+    """Serialise a session row (with its mood when the release selects it)."""
+    data = _session_json_v1(row)
+    if "mood" in row:
+        data["mood"] = row["mood"]
+    return data
+
+
+def _session_json_v1(row: dict[str, Any]) -> dict[str, Any]:
+    """Serialise the session columns every release has."""
     return {
         "id": row["id"],
         "org_id": row["org_id"],
@@ -171,7 +192,7 @@ async def _load_session(request: Request, user: CurrentUser, session_id: uuid.UU
         async with db_pool(state).connection() as conn:
             row = await fetchone(
                 conn,
-                f"SELECT {SESSION_COLUMNS} FROM counseling_sessions s WHERE {scope_sql}",
+                f"SELECT {_columns(state)} FROM counseling_sessions s WHERE {scope_sql}",
                 params,
             )
     except DB_ERRORS as exc:
@@ -200,6 +221,27 @@ async def create_session(
     return _session_json(row)
 
 
+async def create_session_v2(
+    body: SessionInV2, request: Request, user: CurrentUser = Depends(current_user)
+) -> dict[str, Any]:
+    """Create a session for the caller, with its mood (release v2; bad-release breaks it)."""
+    state = state_of(request)
+    if state.has("bad-release"):
+        raise RuntimeError("simulated regression in release v2 (bad-release)")
+    try:
+        async with db_pool(state).connection() as conn:
+            row = await fetchone(
+                conn,
+                "INSERT INTO counseling_sessions AS s (org_id, user_id, title, status, mood) "
+                f"VALUES (%s, %s, %s, 'active', %s) RETURNING {V2_SESSION_COLUMNS}",
+                (user.org_id, user.id, body.title or "New session", body.mood),
+            )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    assert row is not None
+    return _session_json(row)
+
+
 async def _session_rows(
     state: DemoState, user: CurrentUser, limit: int, offset: int, status: str | None
 ) -> tuple[list[dict[str, Any]], int]:
@@ -210,7 +252,7 @@ async def _session_rows(
         async with db_pool(state).connection() as conn:
             rows = await fetchall(
                 conn,
-                f"SELECT {SESSION_COLUMNS} FROM counseling_sessions s WHERE {where} "
+                f"SELECT {_columns(state)} FROM counseling_sessions s WHERE {where} "
                 "ORDER BY s.created_at DESC, s.id LIMIT %s OFFSET %s",
                 (*params, limit, offset),
             )
@@ -353,7 +395,7 @@ async def close_session(
             updated = await fetchone(
                 conn,
                 "UPDATE counseling_sessions AS s SET status = 'closed', updated_at = now() "
-                f"WHERE s.id = %s RETURNING {SESSION_COLUMNS}",
+                f"WHERE s.id = %s RETURNING {_columns(state)}",
                 (row["id"],),
             )
     except DB_ERRORS as exc:
@@ -362,8 +404,8 @@ async def close_session(
     return _session_json(updated)
 
 
-def build_router(shape: Shape) -> APIRouter:
-    """The counseling routes of a shape."""
+def build_router(shape: Shape, release: str = "v1") -> APIRouter:
+    """The counseling routes of a shape in a release (v2 takes a mood at session creation)."""
     r = ShapeRoutes(
         shape, APIRouter(tags=["counsel"], dependencies=[Depends(count_counsel_request)])
     )
@@ -371,7 +413,7 @@ def build_router(shape: Shape) -> APIRouter:
     r.add(
         "POST",
         sessions,
-        create_session,
+        create_session if release == "v1" else create_session_v2,
         auth=True,
         model=SessionOut,
         status_code=201,

@@ -28,6 +28,7 @@ from readyctl.demo._core import (
 from readyctl.demo._deps import DemoState
 from readyctl.demo._mailer import Mailer
 from readyctl.demo._ratelimit import RateLimiter
+from readyctl.demo._release import ReleaseMiddleware
 from readyctl.demo._tokens import Tokens
 from readyctl.demo.db import Pool, pool_config
 from readyctl.demo.settings import Settings
@@ -129,6 +130,24 @@ def _openapi(app: FastAPI, shape: Shape) -> dict[str, Any]:
     return schema
 
 
+def _add_version_route(app: FastAPI, settings: Settings) -> None:
+    """Serve GET <prefix>/version (releases after v1): the release and its schema head."""
+    from readyctl.demo.releases import RELEASE_HEADS
+
+    body = {"release": settings.release, "schema": RELEASE_HEADS[settings.release]}
+
+    async def version() -> JSONResponse:
+        return JSONResponse(body)
+
+    app.add_api_route(
+        settings.api_shape.prefix + "/version",
+        version,
+        methods=["GET"],
+        tags=["ops"],
+        summary="Release served",
+    )
+
+
 def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
     """Build the counseling API for `settings` (faults included)."""
     log = log or JsonLog(settings.log_level)
@@ -186,8 +205,11 @@ def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(_routes_ops.build_router(shape))
     app.include_router(_routes_auth.build_router(shape))
-    app.include_router(_routes_counsel.build_router(shape))
+    app.include_router(_routes_counsel.build_router(shape, settings.release))
+    if settings.release != "v1":
+        _add_version_route(app, settings)
 
+    app.add_middleware(ReleaseMiddleware, settings=settings)
     if "no-compression" not in faults:
         app.add_middleware(GZipMiddleware, minimum_size=1000)
     if "cors-wildcard" in faults:

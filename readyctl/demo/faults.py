@@ -193,16 +193,48 @@ MIGRATION_FAULTS = frozenset(
 )
 
 
+# Release faults: they break nothing `readyctl check` sees on the running release (v1); they
+# affect `readyctl deploy --release v2` (the v2 release or its migration). Kept apart from
+# FAULTS so the check fault matrix never runs them.
+RELEASE_FAULT_TARGET = "readyctl deploy --release v2"
+RELEASE_FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault(
+            "bad-release",
+            "Release v2 answers 500 when a counseling session is created (a smoke path).",
+            [],
+        ),
+        Fault(
+            "slow-release",
+            "Release v2 adds 2.5 s to every request but the health probes (p95 over 2 s).",
+            [],
+        ),
+        Fault(
+            "failing-migration",
+            "Release v2's migration fails half way: a concurrent index built outside the "
+            "transaction stays, the rest rolls back and the revision stays at v1's head.",
+            [],
+        ),
+    )
+}
+ALL_FAULT_NAMES: tuple[str, ...] = (*FAULTS, *RELEASE_FAULTS)
+
+
 def validate_faults(faults: Iterable[str]) -> tuple[str, ...]:
-    """Return the faults de-duplicated in registry order; raise ValueError on unknown names."""
+    """Return the faults de-duplicated in registry order; raise ValueError on unknown names.
+
+    Release faults (RELEASE_FAULTS) are valid too; they come after the check faults.
+    """
     wanted = [f.strip() for f in faults if f and f.strip()]
-    unknown = sorted({f for f in wanted if f not in FAULTS})
+    unknown = sorted({f for f in wanted if f not in FAULTS and f not in RELEASE_FAULTS})
     if unknown:
         raise ValueError(
-            f"unknown demo fault(s): {', '.join(unknown)}; valid faults: {', '.join(FAULTS)}"
+            f"unknown demo fault(s): {', '.join(unknown)}; valid faults: "
+            f"{', '.join(ALL_FAULT_NAMES)}"
         )
     chosen = set(wanted)
-    return tuple(name for name in FAULTS if name in chosen)
+    return tuple(name for name in ALL_FAULT_NAMES if name in chosen)
 
 
 def parse_faults(value: str | None) -> tuple[str, ...]:

@@ -27,7 +27,18 @@ from typing import Any
 from psycopg import sql as psycopg_sql
 
 from readyctl import _proc
+from readyctl.demo import control
 from readyctl.demo.faults import FAULTS_ENV, validate_faults
+from readyctl.demo.releases import (
+    BYPASS_HEADER,
+    BYPASS_SECRET_ENV,
+    DEFAULT_RELEASE,
+    MAINTENANCE_FILE_ENV,
+    MAINTENANCE_SECRET_ENV,
+    RELEASE_ENV,
+    RELEASES,
+    validate_release,
+)
 from readyctl.demo.settings import render_env_example, render_env_file
 from readyctl.demo.shapes import DEFAULT_SHAPE, SHAPE_ENV, get_shape, validate_shape
 from readyctl.postgres.embedded import EmbeddedPostgres, free_port
@@ -37,6 +48,10 @@ STALE_BACKUP_AGE = timedelta(days=3)
 WEAK_JWT_SECRET = "supersecret"
 PLACEHOLDER = "changeme"
 SERVER_STOP_TIMEOUT_S = 35.0
+SWAP_SETTLE_S = 0.5
+"""Between the old server's stop-accepting signal and its SIGTERM during a release swap."""
+UNIX_PATH_MAX = 100
+"""Longest control-socket path used in the workdir (sun_path holds 108 bytes)."""
 
 
 class _Runtime:
@@ -56,6 +71,16 @@ class _Runtime:
         self.ports: list[int] = []
         self.respawn: Callable[[], subprocess.Popen[bytes]] | None = None
         self.stopped = False
+        # release swaps (deploy_release): one at a time; the children join the start scope
+        self.swap_lock = threading.Lock()
+        self.release = DEFAULT_RELEASE
+        self.scope: _proc.Scope | None = None
+        self.spawns = 0
+        self.ready_file: Path | None = None
+        self.control: control.ControlServer | None = None
+        self.control_dir: Path | None = None
+        self.state_files: list[Path] = []  # extra copies (demo up --state-file), removed on stop
+        self.state: Callable[[], dict[str, Any]] | None = None
 
     def stop(self) -> None:
         """Stop the server, drop or stop the database and delete the workdir. Idempotent."""
@@ -63,6 +88,13 @@ class _Runtime:
             if self.stopped:
                 return
             self.stopped = True
+            if self.control is not None:
+                self.control.close()
+            if self.control_dir is not None:
+                shutil.rmtree(self.control_dir, ignore_errors=True)
+            for path in self.state_files:
+                with contextlib.suppress(OSError):
+                    path.unlink()
             for sock in self.sockets:
                 with contextlib.suppress(OSError):
                     sock.close()
@@ -123,7 +155,155 @@ class ManagedDemo:
     pg_port: int = 0
     startup_seconds: float = 0.0
     shape: str = DEFAULT_SHAPE
+    state_file: str = ""
+    maintenance_file: str = ""
+    maintenance_secret: str = field(default="", repr=False)
+    control_socket: str = ""
     _rt: _Runtime = field(default_factory=_Runtime, repr=False, compare=False)
+
+    @property
+    def release(self) -> str:
+        """The release the server process serves now (v1 until deploy_release)."""
+        return self._rt.release
+
+    def alembic_ini_for(self, release: str) -> str:
+        """Return an alembic ini (written in the workdir) whose versions include `release`'s.
+
+        v1's is `alembic_ini`; the database URL comes from the environment, as there.
+        """
+        release = validate_release(release)
+        if release == DEFAULT_RELEASE and self.alembic_ini:
+            return self.alembic_ini
+        from readyctl.demo.migrate import write_alembic_ini
+
+        return write_alembic_ini(
+            Path(self.workdir) / f"alembic-{release}.ini", self.faults, release
+        )
+
+    def state(self) -> dict[str, Any]:
+        """The state file's content (secrets included: write it 0600, never print it)."""
+        return {
+            "version": control.STATE_VERSION,
+            "base_url": self.base_url,
+            "http_url": self.http_url,
+            "ca_bundle": self.ca_bundle,
+            "database_url": self.database_url,
+            "env_file": self.env_file,
+            "workdir": self.workdir,
+            "backup_location": self.backup_location,
+            "alembic_ini": {r: self.alembic_ini_for(r) for r in RELEASES},
+            "release": self.release,
+            "releases": list(RELEASES),
+            "faults": list(self.faults),
+            "shape": self.shape,
+            "ready_path": get_shape(self.shape).ready_path,
+            "pid": os.getpid(),
+            "server_pid": self.pid,
+            "control_socket": self.control_socket,
+            "maintenance_file": self.maintenance_file,
+            "bypass_header": BYPASS_HEADER,
+            "bypass_secret_env": BYPASS_SECRET_ENV,
+            "bypass_secret": self.maintenance_secret,
+        }
+
+    def write_state(self, extra_path: str | os.PathLike[str] | None = None) -> str:
+        """(Re)write the state file(s); `extra_path` adds a copy kept up to date, removed on stop.
+
+        Returns the path of the workdir's state file.
+        """
+        if extra_path is not None:
+            path = Path(extra_path).resolve()
+            if path not in self._rt.state_files:
+                self._rt.state_files.append(path)
+        data = self.state()
+        for path in [Path(self.state_file), *self._rt.state_files]:
+            control.write_state_file(path, data)
+        return self.state_file
+
+    def set_maintenance(self, on: bool) -> bool:
+        """Switch maintenance mode on or off; return whether it was on."""
+        return control.set_maintenance(self.maintenance_file, on)
+
+    def maintenance_on(self) -> bool:
+        """Tell whether maintenance mode is on."""
+        return os.path.exists(self.maintenance_file)
+
+    def deploy_release(self, release: str, timeout_s: float = 60) -> float:
+        """Swap the server to `release` with a graceful restart; return the seconds it took.
+
+        A new server process starts on the same listening sockets (the parent holds them);
+        once it has started and the ready endpoint answers 200, the old process stops
+        accepting (SIGUSR1), then gets SIGTERM and finishes its in-flight requests: no
+        connection is refused or dropped during the swap. If the
+        new process does not become ready in time it is stopped and the old one keeps serving
+        (RuntimeError). Migrations are not run here (alembic_ini_for(release) is for that).
+        """
+        release = validate_release(release)
+        rt = self._rt
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
+        with rt.swap_lock:
+            if rt.stopped or rt.respawn is None:
+                raise RuntimeError("the demo has been stopped")
+            if not rt.sockets:
+                raise RuntimeError("the server's sockets are closed (restart_server first)")
+            old = rt.server
+            previous = rt.release
+            rt.release = release
+            try:
+                new = rt.respawn()
+            except BaseException:
+                rt.release = previous
+                raise
+            _adopt(new, rt.scope)
+            try:
+                ready_file = rt.ready_file
+                assert ready_file is not None
+                if not control.wait_for_file(ready_file, lambda: new.poll() is None, deadline):
+                    if new.poll() is not None:
+                        raise RuntimeError(f"the server exited with code {new.returncode}")
+                    raise RuntimeError(f"the server did not start within {timeout_s:g} s")
+                _wait_ready(
+                    self.base_url, self.ca_bundle, new, deadline, get_shape(self.shape).ready_path
+                )
+            except BaseException as exc:
+                _terminate(new, 5.0)
+                rt.release = previous
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                raise RuntimeError(f"release {release} did not become ready: {exc}") from exc
+            with rt.lock:
+                rt.server = new
+                object.__setattr__(self, "pid", new.pid)
+            with contextlib.suppress(OSError):
+                self.write_state()
+            if old is not None:
+                if old.poll() is None:
+                    # stop accepting first: a connection it accepted gets its request in
+                    # before the SIGTERM, which closes idle connections
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(old.pid, signal.SIGUSR1)
+                    time.sleep(SWAP_SETTLE_S)
+                _terminate(old, SERVER_STOP_TIMEOUT_S)
+        return round(time.monotonic() - t0, 3)
+
+    def _control(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Answer a control request (release swap, status) from another process."""
+        op = payload.get("op")
+        if op == "status":
+            return {"ok": True, "release": self.release, "server_pid": self.pid}
+        if op == "release":
+            wanted = str(payload.get("release") or "")
+            proc = self._rt.server
+            if wanted == self.release and proc is not None and proc.poll() is None:
+                return {"ok": True, "release": wanted, "server_pid": self.pid, "unchanged": True}
+            try:
+                timeout_s = float(payload.get("timeout_s") or 60)
+                seconds = self.deploy_release(wanted, timeout_s=timeout_s)
+            except (RuntimeError, ValueError) as exc:
+                return {"ok": False, "error": str(exc).splitlines()[0][:300] if str(exc) else ""}
+            return {"ok": True, "release": self.release, "server_pid": self.pid, "seconds": seconds}
+        return {"ok": False, "error": f"unknown control operation {op!r}"}
 
     def stop_database(self) -> None:
         """Stop the PostgreSQL server (keeping its data) to simulate an outage."""
@@ -138,8 +318,18 @@ class ManagedDemo:
             pg.start()
 
     def send_sigterm(self) -> None:
-        """Send SIGTERM to the demo server process."""
-        proc = self._rt.server
+        """Send SIGTERM to the demo server process (new connections are refused from then on).
+
+        The launcher's own copies of the listening sockets are closed first, so that only the
+        server holds them; restart_server binds them again.
+        """
+        rt = self._rt
+        with rt.swap_lock:
+            for sock in rt.sockets:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            rt.sockets = []
+        proc = rt.server
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
 
@@ -148,11 +338,14 @@ class ManagedDemo:
         rt = self._rt
         if rt.stopped or rt.respawn is None:
             raise RuntimeError("the demo has been stopped")
-        if rt.server is not None:
-            _terminate(rt.server, SERVER_STOP_TIMEOUT_S)
-        rt.sockets = [_bind(port) for port in rt.ports]
-        rt.server = rt.respawn()
-        object.__setattr__(self, "pid", rt.server.pid)
+        with rt.swap_lock:
+            if rt.server is not None:
+                _terminate(rt.server, SERVER_STOP_TIMEOUT_S)
+            if not rt.sockets:
+                rt.sockets = [_bind(port) for port in rt.ports]
+            rt.server = rt.respawn()
+            _adopt(rt.server, rt.scope)
+            object.__setattr__(self, "pid", rt.server.pid)
         _wait_ready(
             self.base_url,
             self.ca_bundle,
@@ -186,6 +379,32 @@ class ManagedDemo:
     def stop(self) -> None:
         """Stop everything this demo started and delete its workdir. Idempotent."""
         self._rt.stop()
+
+
+def _adopt(proc: subprocess.Popen[bytes], scope: _proc.Scope | None) -> None:
+    """Register a server process in the scope the demo was started in.
+
+    A swap may run in another thread (the control server) while an inner scope is open (a
+    runbook step); the server must live as long as the demo, not as long as that step.
+    """
+    with _proc._lock:
+        child = _proc._children.get(proc.pid)
+        if child is None or child.proc is not proc or child.scope is scope:
+            return
+        if child.scope is not None:
+            child.scope.children.pop(proc.pid, None)
+        child.scope = scope
+        if scope is not None:
+            scope.children[proc.pid] = child
+
+
+def _control_socket_path(wd: Path) -> tuple[str, Path | None]:
+    """The control socket's path: in the workdir, or in a short temp dir if that is too long."""
+    path = wd / "control.sock"
+    if len(str(path)) <= UNIX_PATH_MAX:
+        return str(path), None
+    short = Path(tempfile.mkdtemp(prefix="rdc-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    return str(short / "control.sock"), short
 
 
 def _bind(port: int = 0, host: str = HOST) -> socket.socket:
@@ -330,11 +549,23 @@ def _wait_ready(
 
 
 def _server_env(
-    faults: tuple[str, ...], ai_latency_ms: int, shape: str = DEFAULT_SHAPE
+    faults: tuple[str, ...],
+    ai_latency_ms: int,
+    shape: str = DEFAULT_SHAPE,
+    release: str = DEFAULT_RELEASE,
+    maintenance: tuple[str, str] = ("", ""),
 ) -> dict[str, str]:
-    """Return the environment of the server process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("READYCTL_DEMO_")}
+    """Return the environment of the server process (maintenance: flag file, bypass secret)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("READYCTL_DEMO_") and k != BYPASS_SECRET_ENV
+    }
     env[FAULTS_ENV] = ",".join(faults)
+    if release != DEFAULT_RELEASE:
+        env[RELEASE_ENV] = release
+    if maintenance[0]:
+        env[MAINTENANCE_FILE_ENV], env[MAINTENANCE_SECRET_ENV] = maintenance
     env[SHAPE_ENV] = shape
     env["READYCTL_DEMO_AI_LATENCY_MS"] = str(int(ai_latency_ms))
     env["PYTHONUNBUFFERED"] = "1"
@@ -364,6 +595,7 @@ def start(
     t0 = time.monotonic()
     deadline = t0 + timeout_s
     rt = _Runtime()
+    rt.scope = _proc.current_scope()
     atexit.register(rt.stop)
     step = "preparing"
     try:
@@ -426,8 +658,19 @@ def start(
             step = "starting the demo server"
             rt.ports = [sock.getsockname()[1] for sock in rt.sockets]
             tls_files = (cert_path, key_path)
+            maintenance_file = str(wd / "maintenance.json")
+            maintenance_secret = secrets.token_urlsafe(32)
             rt.respawn = functools.partial(
-                _spawn_server, rt, wd, env_file, *tls_files, base_url, chosen, ai_latency_ms, shape
+                _spawn_server,
+                rt,
+                wd,
+                env_file,
+                *tls_files,
+                base_url,
+                chosen,
+                ai_latency_ms,
+                shape,
+                (maintenance_file, maintenance_secret),
             )
             rt.server = rt.respawn()
 
@@ -471,34 +714,44 @@ def start(
             if backup_job is not None:
                 step = "writing the backup"
                 backup_job.result(timeout=max(1.0, deadline - time.monotonic()))
+            step = "starting the control socket"
+            control_socket, rt.control_dir = _control_socket_path(wd)
+            demo = ManagedDemo(
+                base_url=base_url,
+                http_url=http_url,
+                ca_bundle=ca_path,
+                env_file=str(env_file),
+                env_example=str(env_example),
+                database_url=database_url,
+                mail_url=mail_url,
+                mail_token=mail_token,
+                backup_location=backups.as_uri(),
+                webhook_secret=webhook_secret,
+                faults=chosen,
+                pid=rt.server.pid,
+                users=users,
+                workdir=str(wd),
+                alembic_ini=alembic_ini,
+                log_file=str(wd / "logs" / "server.log"),
+                pg_port=db.port,
+                startup_seconds=0.0,
+                shape=shape,
+                state_file=str(wd / "state.json"),
+                maintenance_file=maintenance_file,
+                maintenance_secret=maintenance_secret,
+                control_socket=control_socket,
+                _rt=rt,
+            )
+            rt.control = control.ControlServer(control_socket, demo._control)
+            demo.write_state()
     except BaseException as exc:
         rt.stop()
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RuntimeError(f"managed demo failed while {step}: {reason}"[:300]) from exc
-    return ManagedDemo(
-        base_url=base_url,
-        http_url=http_url,
-        ca_bundle=ca_path,
-        env_file=str(env_file),
-        env_example=str(env_example),
-        database_url=database_url,
-        mail_url=mail_url,
-        mail_token=mail_token,
-        backup_location=backups.as_uri(),
-        webhook_secret=webhook_secret,
-        faults=chosen,
-        pid=rt.server.pid,
-        users=users,
-        workdir=str(wd),
-        alembic_ini=alembic_ini,
-        log_file=str(wd / "logs" / "server.log"),
-        pg_port=db.port,
-        startup_seconds=round(time.monotonic() - t0, 3),
-        shape=shape,
-        _rt=rt,
-    )
+    object.__setattr__(demo, "startup_seconds", round(time.monotonic() - t0, 3))
+    return demo
 
 
 def _spawn_server(
@@ -511,11 +764,21 @@ def _spawn_server(
     faults: tuple[str, ...],
     ai_latency_ms: int,
     shape: str = DEFAULT_SHAPE,
+    maintenance: tuple[str, str] = ("", ""),
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m readyctl.demo serve` with the listening sockets handed over."""
+    """Start `python -m readyctl.demo serve` (release rt.release) on the listening sockets.
+
+    The launcher keeps its copies of the sockets, so that a later process can take over
+    while this one drains (deploy_release); the server writes its ready file once it serves.
+    """
     if rt.server_log is not None:
         rt.server_log.close()
     rt.server_log = open(wd / "logs" / "server.log", "ab")  # noqa: SIM115
+    rt.spawns += 1
+    rt.ready_file = wd / "run" / f"server-{rt.spawns}.ready"
+    rt.ready_file.parent.mkdir(exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        rt.ready_file.unlink()
     fds = [s.fileno() for s in rt.sockets]
     cmd = [
         sys.executable,
@@ -538,21 +801,19 @@ def _spawn_server(
         base_url,
         "--parent-pid",
         str(os.getpid()),
+        "--ready-file",
+        str(rt.ready_file),
     ]
-    proc = _proc.popen(
+    return _proc.popen(
         cmd,
         name="readyctl-demo-server",
-        env=_server_env(faults, ai_latency_ms, shape),
+        env=_server_env(faults, ai_latency_ms, shape, rt.release, maintenance),
         stdin=subprocess.DEVNULL,
         stdout=rt.server_log,
         stderr=rt.server_log,
         pass_fds=fds,
         cwd=str(wd),
     )
-    for sock in rt.sockets:
-        sock.close()
-    rt.sockets = []
-    return proc
 
 
 def redact_url(url: str) -> str:

@@ -21,6 +21,7 @@ from readyctl.demo._core import JsonLog
 from readyctl.demo.app import create_app
 from readyctl.demo.faults import FAULTS_ENV
 from readyctl.demo.mail import create_mail_app
+from readyctl.demo.releases import MAINTENANCE_FILE_ENV, MAINTENANCE_SECRET_ENV, RELEASE_ENV
 from readyctl.demo.settings import Settings, StartupError, check_startup, parse_env_file
 from readyctl.demo.shapes import SHAPE_ENV
 
@@ -29,6 +30,9 @@ PROCESS_ENV_KEYS = (
     SHAPE_ENV,
     "READYCTL_DEMO_AI_LATENCY_MS",
     "READYCTL_DEMO_PUBLIC_URL",
+    RELEASE_ENV,
+    MAINTENANCE_FILE_ENV,
+    MAINTENANCE_SECRET_ENV,
 )
 EXIT_CONFIG = 2
 GRACEFUL_TIMEOUT_S = 30
@@ -200,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyfile", help="TLS private key (PEM)")
     p.add_argument("--public-url", default="", help="https base URL the HTTP port redirects to")
     p.add_argument("--parent-pid", type=int, help="exit gracefully when this process goes away")
+    p.add_argument(
+        "--ready-file", help="write this file (the pid) once every server accepts connections"
+    )
     return p
 
 
@@ -249,7 +256,24 @@ def serve(argv: list[str]) -> int:
     mail = None
     if mail_sock is not None:
         mail = _Server(_config(create_mail_app(settings.postmark_token), lifespan="off"))
-    return asyncio.run(_run(servers, mail, mail_sock, settings, log, args.parent_pid, draining))
+    return asyncio.run(
+        _run(servers, mail, mail_sock, settings, log, args.parent_pid, draining, args.ready_file)
+    )
+
+
+async def _announce_ready(
+    servers: list[tuple[_Server, socket.socket]], mail: _Server | None, ready_file: str
+) -> None:
+    """Write `ready_file` (atomically, with the pid) once every server has started."""
+    everyone = [server for server, _ in servers] + ([mail] if mail is not None else [])
+    while not all(s.started for s in everyone):
+        if any(s.should_exit for s in everyone):
+            return
+        await asyncio.sleep(0.02)
+    tmp = f"{ready_file}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(str(os.getpid()))
+    os.replace(tmp, ready_file)
 
 
 async def _run(
@@ -260,8 +284,13 @@ async def _run(
     log: JsonLog,
     parent_pid: int | None,
     draining: asyncio.Event,
+    ready_file: str | None = None,
 ) -> int:
-    """Serve until told to stop; the mail stand-in stops after the API has drained."""
+    """Serve until told to stop; the mail stand-in stops after the API has drained.
+
+    `ready_file` is written (with the pid) once every server has started: the launcher's
+    signal that this process, not a predecessor sharing its sockets, now serves.
+    """
     loop = asyncio.get_running_loop()
     _bound_tls_close(loop)
 
@@ -278,6 +307,16 @@ async def _run(
         loop.add_signal_handler(signal.SIGTERM, request_exit, "SIGTERM")
     loop.add_signal_handler(signal.SIGINT, request_exit, "SIGINT")
 
+    def stop_accepting() -> None:
+        # A successor shares the listening sockets (a release swap): leave new connections
+        # to it, keep serving the ones accepted; SIGTERM follows once they had time to arrive.
+        log.info("server.stop_accepting")
+        for server in [s for s, _ in servers] + ([mail] if mail is not None else []):
+            for listener in getattr(server, "servers", []):
+                listener.close()
+
+    loop.add_signal_handler(signal.SIGUSR1, stop_accepting)
+
     async def watch_parent() -> None:
         while parent_pid:
             await asyncio.sleep(0.5)
@@ -289,10 +328,15 @@ async def _run(
     mail_task = asyncio.create_task(mail.serve([mail_sock])) if mail and mail_sock else None
     tasks = [asyncio.create_task(server.serve([sock])) for server, sock in servers]
     log.info("server.started", faults=sorted(settings.faults), shape=settings.shape)
+    announce = (
+        asyncio.create_task(_announce_ready(servers, mail, ready_file)) if ready_file else None
+    )
     try:
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         watchdog.cancel()
+        if announce is not None:
+            announce.cancel()
         if mail is not None:
             mail.should_exit = True
         if mail_task is not None:

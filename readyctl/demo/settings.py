@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from readyctl.demo.faults import ENV_FAULTS, FAULTS_ENV, parse_faults
+from readyctl.demo.releases import (
+    DEFAULT_RELEASE,
+    MAINTENANCE_FILE_ENV,
+    MAINTENANCE_SECRET_ENV,
+    RELEASE_ENV,
+    validate_release,
+)
 from readyctl.demo.shapes import DEFAULT_SHAPE, SHAPE_ENV, Shape, get_shape, validate_shape
 
 # name -> (description, example value written to .env.example)
@@ -75,10 +82,14 @@ class Settings:
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     shape: str = DEFAULT_SHAPE
+    release: str = DEFAULT_RELEASE
+    maintenance_file: str = ""
+    maintenance_secret: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        """Refuse an unknown API shape."""
+        """Refuse an unknown API shape or release."""
         validate_shape(self.shape)
+        validate_release(self.release)
 
     @property
     def api_shape(self) -> Shape:
@@ -109,6 +120,9 @@ class Settings:
             ai_latency_ms=int(env.get("READYCTL_DEMO_AI_LATENCY_MS", "50")),
             public_url=env.get("READYCTL_DEMO_PUBLIC_URL", ""),
             shape=validate_shape(env.get(SHAPE_ENV)),
+            release=validate_release(env.get(RELEASE_ENV)),
+            maintenance_file=env.get(MAINTENANCE_FILE_ENV, ""),
+            maintenance_secret=env.get(MAINTENANCE_SECRET_ENV, ""),
         )
 
 

@@ -79,6 +79,7 @@ STATUS_WORDS = {
     "unverified": "UNVERIFIED",
     "not_applicable": "not applicable",
     "waived": "waived",
+    "attested": "attested",
 }
 
 
@@ -99,7 +100,8 @@ def checklist_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     """The report's checklist as display rows: item, priority, state, detail (all formats)."""
     out = []
     for it in (data.get("checklist") or {}).get("items", []):
-        title = it["title"] if it["item"] == "critical_paths" else f"{it['item']}. {it['title']}"
+        named = it["item"] == "critical_paths" or not str(it["item"]).isdigit()
+        title = it["title"] if named else f"{it['item']}. {it['title']}"
         state = STATUS_WORDS.get(it["status"], it["status"])
         if it["status"] == "verified":
             state += {"pass": ", held", "warn": ", held with warnings", "fail": ", FAILED"}.get(
@@ -122,8 +124,14 @@ def checklist_rows(data: dict[str, Any]) -> list[dict[str, str]]:
                 detail += "; needs: " + _needs(it)
         elif it["status"] == "waived":
             detail = "every result of its checks is waived"
+        elif it["status"] == "attested":
+            detail = _attestation_text(it.get("attestation") or {})
         else:
             detail = "needs: " + _needs(it)
+            att = it.get("attestation")
+            if att and not att.get("valid"):
+                why = "EXPIRED" if att.get("expired") else "invalid"
+                detail = f"{_attestation_text(att)} ({why}); " + detail
         if it.get("required") and it["status"] == "unverified":
             state += " (required)"
         out.append(
@@ -136,6 +144,18 @@ def checklist_rows(data: dict[str, Any]) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def _attestation_text(a: dict[str, Any]) -> str:
+    """`signed by X on D (evidence URL), until E` for a checklist row."""
+    text = f"signed by {a.get('by') or '?'} on {a.get('at') or '?'}"
+    if a.get("evidence"):
+        text += f" ({a['evidence']})"
+    if a.get("expires"):
+        text += f", until {a['expires']}"
+    if a.get("expiring_soon"):
+        text += f" (expires in {a.get('days_left')} days)"
+    return text
 
 
 def _needs(it: dict[str, Any]) -> str:

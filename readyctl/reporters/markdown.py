@@ -242,7 +242,9 @@ def render(report: Report) -> str:
         lines.append("### Checklist")
         lines.append("")
         lines.append(
-            f"{_num(summary.get('verified', 0))} of {len(checklist)} items verified; required: "
+            f"{_num(summary.get('verified', 0))} of {len(checklist)} items verified"
+            + (f", {_num(summary['attested'])} attested" if summary.get("attested") else "")
+            + "; required: "
             f"{esc((data.get('checklist') or {}).get('require') or '-')} and above."
         )
         lines.append("")

@@ -203,6 +203,7 @@ CHECKLIST_STYLE = {
     "unverified": "yellow",
     "not_applicable": "dim",
     "waived": "magenta",
+    "attested": "cyan",
 }
 
 
@@ -230,7 +231,8 @@ def _render_checklist(data: dict[str, Any], console: Console) -> None:
     summary = (data.get("checklist") or {}).get("summary") or {}
     table = Table(
         title=f"Checklist ({summary.get('verified', 0)} of {len(rows)} items verified; "
-        f"required: {data['checklist'].get('require')} and above)",
+        + (f"{summary['attested']} attested; " if summary.get("attested") else "")
+        + f"required: {data['checklist'].get('require')} and above)",
         title_justify="left",
         pad_edge=False,
     )

@@ -74,6 +74,7 @@ def test_sarif_of_a_clean_run_has_no_results(tmp_path: Path, readyctl) -> None: 
     )
     only = "secrets.committed_literals,migrations.lint"
     r = readyctl("check", "--only", only, "--format", "json,sarif", "--no-history", cwd=repo)
+    assert r.code in (0, 3), r.out + r.err  # nothing fails (no database: lint judges files)
     report = json.loads((repo / "reports" / "readiness.json").read_text())
     assert {x["status"] for x in report["results"]} == {"pass"}, report["results"]
     doc = json.loads((repo / "reports" / "readiness.sarif").read_text())

@@ -61,6 +61,7 @@ class StepContext:
     dry_run: bool = False  # --plan: describe only, never touch anything
     target: Any = None  # the resolved environment (readyctl.config.Environment), lazily set
     bypass_headers: dict[str, str] = dataclasses.field(default_factory=dict)  # maintenance
+    managed: Any = None  # the managed demo's handle when the engine started one (else None)
 
     def record_of(self, uses: str) -> dict[str, Any] | None:
         """The newest record of an earlier step that used `uses` (e.g. "backup")."""

@@ -1,0 +1,1 @@
+"""Alert rules and their routing (seed item 8)."""

@@ -1,0 +1,1 @@
+"""Tests of the runbook engine and its actions."""
