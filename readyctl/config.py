@@ -701,7 +701,10 @@ class _LineMap:
         return ()
 
 
-_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+# `$${NAME}` stays `${NAME}` (for a runbook's own placeholders such as `$${release}`)
+_VAR = re.compile(
+    r"(?P<escaped>\$)?\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+)
 
 
 def interpolate(
@@ -733,6 +736,8 @@ def interpolate(
                 return v
 
             def sub(m: re.Match[str]) -> str:
+                if m.group("escaped"):
+                    return m.group(0)[1:]
                 name, default = m.group("name"), m.group("default")
                 got = environ.get(name)
                 if got is None or (got == "" and default is not None):

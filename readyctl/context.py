@@ -194,7 +194,7 @@ class Context:
             return {}
         from readyctl.demo.profile import check_defaults
 
-        return check_defaults()
+        return check_defaults(getattr(self.managed, "faults", ()))
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> dt.datetime:

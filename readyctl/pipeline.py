@@ -189,6 +189,7 @@ def managed_environ(handle: Any) -> dict[str, str]:
         "READYCTL_WEBHOOK_SECRET": handle.webhook_secret,
         # the demo's state file (release swaps, maintenance) and maintenance bypass secret
         "READYCTL_DEMO_STATE": getattr(handle, "state_file", ""),
+        "READYCTL_DEMO_WORKDIR": getattr(handle, "workdir", ""),
         "READYCTL_MAINTENANCE_BYPASS_SECRET": getattr(handle, "maintenance_secret", ""),
     }
 

@@ -252,6 +252,12 @@ class GracefulShutdown(Check):
         left = grace - (time.monotonic() - t_term)
         code = ctx.managed.server_exit_code(max(0.1, min(left, ctx.remaining() - 1)))
         exit_after = time.monotonic() - t_term
+        # leave the target serving, as it was found: a deploy's gate goes on using it
+        restarted: str | bool = True
+        try:
+            ctx.managed.restart_server(timeout_s=max(5.0, min(30.0, ctx.remaining() - 1)))
+        except Exception as e:  # reported in the evidence; the run's cleanup stops the demo
+            restarted = f"{type(e).__name__}: {ctx.redactor.clip(e, 160)}"
 
         bad = [
             "no answer" if o is None else o
@@ -262,6 +268,7 @@ class GracefulShutdown(Check):
             "requests": count,
             "outcomes": [ctx.redactor.clip(o, 120) for o in outcomes],
             "idle_clients_closed": closed,
+            "restarted_after": restarted,
         }
         if bad:
             yield self.failed(

@@ -152,15 +152,28 @@ def _probe_ready(state: dict[str, object], timeout_s: float = 10) -> tuple[int, 
     "Example:\n\n  readyctl demo release v2 --state-file demo.json",
 )
 def release(
-    name: str = typer.Argument(..., metavar="RELEASE", help="v1 or v2."),
+    name: str | None = typer.Argument(None, metavar="RELEASE", help="v1 or v2."),
     state_file: str | None = typer.Option(
         None, "--state-file", envvar="READYCTL_DEMO_STATE", help=STATE_FILE_HELP
     ),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for ready."),
+    current: bool = typer.Option(
+        False, "--current", help="Print the release serving now (a deploy's previous release)."
+    ),
 ) -> None:
     from readyctl.demo.control import ControlError, request_release
     from readyctl.demo.releases import RELEASES
 
+    if current:
+        status, tag = _probe_ready(_state_or_exit(state_file))
+        if status == 0:
+            typer.echo(f"error: the demo does not answer ({tag})", err=True)
+            raise typer.Exit(1)
+        typer.echo(tag or "v1")  # v1 sends no X-Release header
+        return
+    if name is None:
+        typer.echo("error: name the release (v1 or v2), or pass --current", err=True)
+        raise typer.Exit(2)
     if name not in RELEASES:
         typer.echo(f"error: unknown release {name!r}; choose {', '.join(RELEASES)}", err=True)
         raise typer.Exit(2)

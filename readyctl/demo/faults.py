@@ -125,6 +125,16 @@ _ALL: tuple[Fault, ...] = (
         [],
     ),
     Fault("no-metrics", "/metrics answers 404.", []),
+    Fault(
+        "alert-rules-loose",
+        "The shipped error-rate alert fires only over 20% errors (the seed says 5%).",
+        [],
+    ),
+    Fault(
+        "alerts-unrouted",
+        "The shipped Alertmanager config routes every alert to a receiver that notifies nobody.",
+        [],
+    ),
 )
 
 # Which checks each fault must turn red (and no others): plain data, kept in step with the
@@ -164,6 +174,8 @@ FAULT_CHECKS: dict[str, list[str]] = {
     "missing-env": ["env.required", "env.example_drift"],
     "env-placeholder": ["env.placeholder", "env.secret_strength"],
     "weak-jwt-secret": ["env.secret_strength"],
+    "alert-rules-loose": ["alerts.rules"],
+    "alerts-unrouted": ["alerts.routing"],
 }
 
 # Checks a fault may leave inconclusive (an `error` result, never a `fail`) as an honest side
@@ -173,12 +185,17 @@ FAULT_INCIDENTAL: dict[str, list[str]] = {
     "slow-counsel": ["ratelimit.policies"],
 }
 
+# Faults that only switch which shipped alert file the alerts checks read (profile.py's
+# alert_settings, applied to the default shape's check settings): the server never sees them.
+ALERT_FAULTS = ("alert-rules-loose", "alerts-unrouted")
+
 # Faults that break nothing on an API shape (there is nothing of theirs to break): the
-# fault matrix leaves them out for that shape.
+# fault matrix leaves them out for that shape. The alert faults act through the default
+# shape's check settings only; on the alt shapes the settings come from readyctl.yaml.
 SHAPE_NOT_APPLICABLE: dict[str, list[str]] = {
-    "alt": [],
-    "alt-norefresh": ["refresh-reuse"],  # no refresh flow to reuse a token on
-    "alt-noopenapi": ["docs-public"],  # no docs to expose
+    "alt": [*ALERT_FAULTS],
+    "alt-norefresh": [*ALERT_FAULTS, "refresh-reuse"],  # no refresh flow to reuse a token on
+    "alt-noopenapi": [*ALERT_FAULTS, "docs-public"],  # no docs to expose
 }
 
 FAULTS: dict[str, Fault] = {

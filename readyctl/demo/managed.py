@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import contextlib
+import errno
 import functools
 import os
 import secrets
@@ -316,6 +317,11 @@ class ManagedDemo:
         pg = self._rt.pg
         if pg is not None:
             pg.start()
+            # the postmaster lives as long as the demo, not as long as the check (or the
+            # runbook step) that restarted it: a deploy's gate goes on using the database
+            postmaster = getattr(pg, "_postmaster", None)
+            if postmaster is not None:
+                _adopt(postmaster, self._rt.scope)
 
     def send_sigterm(self) -> None:
         """Send SIGTERM to the demo server process (new connections are refused from then on).
@@ -342,7 +348,7 @@ class ManagedDemo:
             if rt.server is not None:
                 _terminate(rt.server, SERVER_STOP_TIMEOUT_S)
             if not rt.sockets:
-                rt.sockets = [_bind(port) for port in rt.ports]
+                rt.sockets = _bind_again(rt.ports, time.monotonic() + min(10.0, timeout_s))
             rt.server = rt.respawn()
             _adopt(rt.server, rt.scope)
             object.__setattr__(self, "pid", rt.server.pid)
@@ -407,11 +413,29 @@ def _control_socket_path(wd: Path) -> tuple[str, Path | None]:
     return str(short / "control.sock"), short
 
 
+def _bind_again(ports: list[int], deadline: float) -> list[socket.socket]:
+    """Bind the demo's ports again, waiting while a process that is going away still holds
+    one (EADDRINUSE) until `deadline`."""
+    while True:
+        made: list[socket.socket] = []
+        try:
+            for port in ports:
+                made.append(_bind(port))
+            return made
+        except OSError as e:
+            for sock in made:
+                sock.close()
+            if e.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _bind(port: int = 0, host: str = HOST) -> socket.socket:
     """Bind and listen (on a free port by default); the socket is passed to the server process."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # also for the first bind (port 0): connections accepted on a socket without it leave
+    # TIME_WAIT entries that refuse a later bind of the same port (a restart, a swap)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
     return sock

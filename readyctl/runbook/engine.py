@@ -914,8 +914,16 @@ def _check_release(release: str) -> None:
 def _preflight(
     loaded: LoadedRunbook, environ: Mapping[str, str], run_vars: Mapping[str, Any]
 ) -> None:
-    """Before anything runs: environment variables the steps need, and their timeouts."""
+    """Before anything runs: required variables, environment variables the steps need, and
+    their timeouts."""
     probe_vars = {k: ("" if v is None else v) for k, v in run_vars.items()}
+    for i, name in enumerate(loaded.runbook.required_vars):
+        if str(probe_vars.get(name, "")).strip() == "":
+            raise loaded.error(
+                ("required_vars", i),
+                f"variable {name} is not set: set environments.<env>.deploy.vars.{name} in "
+                f"readyctl.yaml or pass --var {name}=...",
+            )
     for section, i, step in loaded.all_steps():
         for key, value in (
             ("run", step.run),

@@ -322,6 +322,11 @@ class Runbook(_Model):
     vars: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, description="defaults of ${vars.NAME}"
     )
+    required_vars: list[str] = Field(
+        default_factory=list,
+        description="variables that must be set (non-empty) before anything runs, e.g. the "
+        "deploy hook: environments.E.deploy.vars or --var",
+    )
     steps: list[Step] = Field(min_length=1)
     after_rollback: list[Step] = Field(
         default_factory=list, description="steps that run once a rollback finished"

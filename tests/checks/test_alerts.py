@@ -17,6 +17,7 @@ from readyctl.alerts.mapping import CONDITIONS, Histogram
 from readyctl.alerts.propose import propose
 from readyctl.check import settings_problem
 from readyctl.config import AwsConfig, Config, Environment
+from readyctl.demo.profile import alert_settings
 from readyctl.registry import load_catalog
 from tests.conftest import aws_client
 from tests.helpers import make_context, results_of, run_checks, statuses
@@ -245,11 +246,14 @@ def test_bad_settings_are_refused_in_one_line(settings: dict[str, Any], message:
     assert problem is not None and message in problem[1], problem
 
 
-def test_reference_and_nginx_mappings_validate() -> None:
-    for name in ("reference", "nginx", "demo"):
+def test_reference_nginx_and_demo_mappings_validate() -> None:
+    for name in ("reference", "nginx"):
         checks = yaml.safe_load((DATA / name / "mapping.yaml").read_text())
         for cid, raw in checks.items():
             assert settings_problem(load_catalog().get(cid), raw) is None, (name, cid)
+    for faults in ((), ("alert-rules-loose", "alerts-unrouted")):
+        for cid, raw in alert_settings(faults).items():
+            assert settings_problem(load_catalog().get(cid), raw) is None, (faults, cid)
 
 
 @pytest.mark.parametrize("statistic", ["p50", "p90", "p95", "p99"])
@@ -287,9 +291,8 @@ def test_routing_to_real_receivers_passes(tmp_path: Path) -> None:
 
 @needs_tools
 def test_routing_to_a_null_receiver_fails(tmp_path: Path) -> None:
-    root, checks = _project(tmp_path, "demo")
-    checks["alerts.routing"]["alertmanager_config"] = "alertmanager-unrouted.yml"
-    res = results_of(_run(root, checks, only="alerts.routing"), "alerts.routing")
+    checks = alert_settings(["alerts-unrouted"])  # the demo's shipped files, absolute paths
+    res = results_of(_run(tmp_path, checks, only="alerts.routing"), "alerts.routing")
     assert all(res[c].status.value == "fail" for c in CONDITIONS)
     assert "goes to blackhole, which notifies nobody" in res["error_rate"].summary
 
@@ -319,14 +322,13 @@ def test_broken_alertmanager_config_fails_and_blocks(tmp_path: Path) -> None:
 
 @needs_tools
 def test_demo_rules_and_the_loose_variant(tmp_path: Path) -> None:
-    """The files the demo will ship: healthy passes, rules-loose fails error_rate only."""
-    root, checks = _project(tmp_path, "demo")
-    assert set(statuses(_run(root, checks), "alerts.rules").values()) == {"pass"}
-    assert set(statuses(_run(root, checks, only="alerts.routing"), "alerts.routing").values()) == {
-        "pass"
-    }
-    checks["alerts.rules"]["rule_files"] = ["rules-loose.yml"]
-    got = statuses(_run(root, checks), "alerts.rules")
+    """The files the demo ships: healthy passes, rules-loose fails error_rate only (the base
+    directory plays no part: the demo's settings name them by absolute path)."""
+    checks = alert_settings()
+    assert set(statuses(_run(tmp_path, checks), "alerts.rules").values()) == {"pass"}
+    got = statuses(_run(tmp_path, checks, only="alerts.routing"), "alerts.routing")
+    assert set(got.values()) == {"pass"}, got
+    got = statuses(_run(tmp_path, alert_settings(["alert-rules-loose"])), "alerts.rules")
     assert [c for c, s in got.items() if s != "pass"] == ["error_rate"], got
 
 
@@ -451,7 +453,7 @@ def _metrics_app(text: str) -> Any:
 def test_init_alerts_reads_metrics_and_writes_rules_that_pass(readyctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from tests.servers import serve
 
-    text = (DATA / "demo" / "metrics.txt").read_text()
+    text = (DATA / "demo-metrics.txt").read_text()  # a capture of the demo's /metrics
     text = (
         text.replace("http_requests_total", "api_requests_total").replace('status="', 'code="')
         + "# TYPE db_connect_failures_total counter\ndb_connect_failures_total 0\n"

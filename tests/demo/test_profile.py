@@ -4,21 +4,64 @@ holds the same limits and load mix on the alternate routes."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 import yaml
 
 from readyctl.apimap import ApiConfig
 from readyctl.check import check_class, settings_problem
+from readyctl.config import Config
 from readyctl.demo import profile
+from readyctl.demo.faults import ALERT_FAULTS, FAULTS, SHAPE_NOT_APPLICABLE
+from tests.helpers import make_context
 
 DEMO = Path(__file__).resolve().parents[2] / "readyctl" / "demo"
 
 
-def test_default_shape_check_settings_are_valid() -> None:
-    for cid, raw in profile.check_defaults().items():
+@pytest.mark.parametrize("faults", [(), ALERT_FAULTS])
+def test_default_shape_check_settings_are_valid(faults: tuple[str, ...]) -> None:
+    for cid, raw in profile.check_defaults(faults).items():
         cls = check_class(cid)
         assert cls is not None, cid
         assert settings_problem(cls, raw) is None, (cid, settings_problem(cls, raw))
+
+
+@pytest.mark.parametrize(
+    ("faults", "rules", "routing"),
+    [
+        ((), "rules.yml", "alertmanager.yml"),
+        (("alert-rules-loose",), "rules-loose.yml", "alertmanager.yml"),
+        (("alerts-unrouted",), "rules.yml", "alertmanager-unrouted.yml"),
+        (ALERT_FAULTS, "rules-loose.yml", "alertmanager-unrouted.yml"),
+    ],
+)
+def test_alert_faults_pick_the_shipped_file_the_checks_read(
+    tmp_path: Path, faults: tuple[str, ...], rules: str, routing: str
+) -> None:
+    """The managed handle's faults reach the alerts checks' settings, as absolute paths to
+    files in the package (the run's base directory plays no part)."""
+    handle = SimpleNamespace(shape="default", faults=faults)
+    ctx = make_context(base_dir=tmp_path, managed=handle)
+    (rule_file,) = ctx.settings("alerts.rules").rule_files
+    am = ctx.settings("alerts.routing").alertmanager_config
+    assert Path(rule_file) == DEMO / "alerts" / rules and Path(rule_file).is_file()
+    assert Path(am) == DEMO / "alerts" / routing and Path(am).is_file()
+    assert ctx.resolve(am) == Path(am)
+    # readyctl.yaml wins key by key; other shapes and unmanaged targets get nothing
+    own = Config(checks={"alerts.routing": {"alertmanager_config": "am.yml"}})
+    ctx = make_context(config=own, base_dir=tmp_path, managed=handle)
+    assert ctx.settings("alerts.routing").alertmanager_config == "am.yml"
+    alt = make_context(base_dir=tmp_path, managed=SimpleNamespace(shape="alt", faults=faults))
+    assert alt.settings("alerts.rules").rule_files == ()
+    assert make_context(base_dir=tmp_path).settings("alerts.routing").alertmanager_config is None
+
+
+def test_alert_faults_are_registered_and_leave_the_alt_shapes_alone() -> None:
+    assert FAULTS["alert-rules-loose"].checks == ["alerts.rules"]
+    assert FAULTS["alerts-unrouted"].checks == ["alerts.routing"]
+    for shape, names in SHAPE_NOT_APPLICABLE.items():
+        assert set(ALERT_FAULTS) <= set(names), shape
 
 
 def test_default_shape_map_is_a_valid_api_config() -> None:

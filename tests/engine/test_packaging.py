@@ -71,6 +71,19 @@ def test_wheel_in_fresh_venv_lists_checks_outside_source_tree(tmp_path: Path) ->
         [str(py), "-m", "readyctl", "--version"], cwd=outside, capture_output=True, text=True
     )
     assert r.returncode == 0 and r.stdout.startswith("readyctl")
+    # the managed demo's alert rules and Alertmanager config ship in the package
+    code = (
+        "import json; from readyctl.demo.profile import alert_settings as a;"
+        "print(json.dumps(a(['alert-rules-loose', 'alerts-unrouted'])))"
+    )
+    r = subprocess.run([str(py), "-c", code], cwd=outside, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    settings = json.loads(r.stdout)
+    shipped = [
+        *settings["alerts.rules"]["rule_files"],
+        settings["alerts.routing"]["alertmanager_config"],
+    ]
+    assert all(f.startswith(str(venv)) and Path(f).is_file() for f in shipped), shipped
 
 
 PLUGIN_PYPROJECT = """

@@ -225,6 +225,7 @@ def run_checks(
     *,
     out: Path,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    history: bool = False,
 ) -> tuple[int, Any]:
     """Run `selection` through readyctl.pipeline.execute_report against the step's target
     (never a second managed demo), with the maintenance bypass; JSON into `out`, no history.
@@ -244,7 +245,7 @@ def run_checks(
         out=out,
         formats="json",
         fixed_selection=list(selection),
-        history=False,
+        history=history,
         quiet=True,
         headers=bypass_headers(sc),
         settings_overrides={k: dict(v) for k, v in (overrides or {}).items()},

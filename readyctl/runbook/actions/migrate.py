@@ -32,8 +32,9 @@ class Migrate(Action):
     `with:` keys:
     - `require_rehearsal` (`required`): the newest `migrations.rehearsal` result in
       .readyctl/history/ must cover every pending revision and have passed (a warn for an
-      irreversible revision counts: it applies, and its rollback is a restore); `confirm`:
-      without one, ask a human instead of refusing.
+      irreversible revision counts: it applies, and its rollback is a restore); `rehearse`:
+      without one, rehearse the pending revisions now (on a scratch copy, kept in history)
+      and go on only if that passed; `confirm`: without one, ask a human instead of refusing.
     - `restore` (`confirm`): on rollback, restoring the backup asks first; `auto`: restore
       without asking.
     - `lint` (true): run migrations.lint on the pending revisions first (any fail stops).
@@ -73,9 +74,9 @@ class Migrate(Action):
         policy = str(sc.params.get("require_rehearsal", "required")).lower()
         if policy in ("true", "yes"):
             policy = "required"
-        if policy not in ("required", "confirm"):
+        if policy not in ("required", "confirm", "rehearse"):
             raise ActionFailed(
-                f"with.require_rehearsal: {policy!r} is not one of required, confirm"
+                f"with.require_rehearsal: {policy!r} is not one of required, rehearse, confirm"
             )
         t = _common.target(sc)
         url = _url(t)
@@ -113,6 +114,18 @@ class Migrate(Action):
         if sc.params.get("lint", True) not in (False, "false", "off", "no"):
             self._lint(sc, t, pending)
         proof = latest_rehearsal(_history_dir(t), pending)
+        if not proof.ok and policy == "rehearse":
+            sc.log(f"no rehearsal on record for {', '.join(pending)}: rehearsing now")
+            project = dict(sc.params.get("project") or {})
+            _common.run_checks(
+                sc,
+                t,
+                [REHEARSAL],
+                out=sc.workdir / f"{_safe(sc.step_id)}-rehearsal",
+                overrides={REHEARSAL: project},
+                history=True,
+            )
+            proof = latest_rehearsal(_history_dir(t), pending)
         record["rehearsal"] = proof.describe()
         record["reversible"] = proof.reversible
         if not proof.ok:

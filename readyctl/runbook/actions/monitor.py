@@ -43,8 +43,9 @@ class Monitor(Action):
     - `window` (5m; seconds in tests) and `interval` (1s): every interval, GET the ready
       endpoint and, when known, a cheap read route, with the maintenance bypass.
     - `ready_url` (the API map's health ready route, else /health).
-    - `read_route`: a cheap GET route (default: the API map's health live route when it is
-      not the ready one, else its first docs path; none: the ready endpoint only).
+    - `read_route`: a GET route whose latency counts (default: an API route: the map's first
+      list, else `me`, asked without a session, so a 4xx answer is expected and not an error;
+      else the health live route when it is not the ready one, else the first docs path).
     - `metrics` (true): when the API map knows a Prometheus `metrics` endpoint, compare its
       http request counters and latency histogram at the start and the end of the window.
     - `max_error_rate` (0.05: 5%; a 5xx, a timeout or a refused connection is an error),
@@ -235,9 +236,15 @@ def _probe_one(client: Any, url: str, stats: _Stats, is_health: bool) -> None:
 
 
 def _read_route(t: _common.Target, amap: Any, given: Any, ready: str) -> str | None:
-    """The cheap read route: given, else health.live (when not the ready one), else docs."""
+    """The read route: given, else an API route (the map's first list, else `me`: a health
+    probe says nothing of the release's latency; answered without a session, its 4xx is not
+    an error and its time counts), else health.live (when not the ready one), else docs."""
     if given:
         return _common.absolute(t, str(given))
+    lists = getattr(amap, "lists", ()) or ()
+    api_route = (lists[0].path if lists else None) or getattr(amap, "me", None)
+    if api_route:
+        return _common.absolute(t, str(api_route))
     live = amap.health.live
     if live and _common.absolute(t, live) != ready:
         return _common.absolute(t, live)
