@@ -186,6 +186,11 @@ def _init(
     _validate(config_text)
     _report(project, found, opts, workflow_path.relative_to(base).as_posix())
     files = [(config_path, config_text), (workflow_path, workflow_text)]
+    runbook_path = root / "runbooks" / "deploy.yaml"
+    if not runbook_path.exists():  # the team's own runbook is never replaced
+        from readyctl.runbook.loader import packaged_dir
+
+        files.append((runbook_path, (packaged_dir() / "deploy.yaml").read_text("utf-8")))
     if dry_run:
         for path, text in files:
             exists = " (exists: writing it needs --force)" if path.exists() and not force else ""
@@ -194,6 +199,7 @@ def _init(
         _say("\n(dry run: nothing written)")
     else:
         for path, text in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
             _write(path, text)
     _say("\nTo fill in:")
     for item in render.todo(project, found, opts):

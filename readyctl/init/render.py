@@ -811,6 +811,11 @@ def todo(p: Project, d: Discovery | None, opts: Options) -> list[str]:
     ]
     if p.env_example is None:
         out.append("list the required variables under env: (or add a .env.example and rerun)")
+    out.append(
+        "set environments.production.deploy.vars.deploy_command (your deploy hook, with "
+        "$${release}) for `readyctl deploy`; runbooks/deploy.yaml holds the steps "
+        "(`readyctl deploy --env production --release R --plan` shows them)"
+    )
     t = p.primary
     if t is None:
         out.append(
@@ -818,7 +823,8 @@ def todo(p: Project, d: Discovery | None, opts: Options) -> list[str]:
             "(alembic_config, or commands)"
         )
     else:
-        _, active, _ = migration_commands(p, t) if t.tool != "alembic" else ({}, True, "")
+        native = t.tool == "alembic" or t.tool in NATIVE_TOOLS
+        _, active, _ = ({}, True, "") if native else migration_commands(p, t)
         if not active:
             out.append(f"write checks.migrations.rehearsal.commands for {t.tool} (a down step)")
         if t.part_vars and not t.url_vars and len(connection_env(t.part_vars)) < 5:

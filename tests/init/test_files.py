@@ -52,6 +52,13 @@ def test_force_replaces_and_keeps_the_old_files(readyctl, project) -> None:  # t
     assert (root / "readyctl.yaml.bak").read_text() == "# mine\nversion: 2\n"
     assert (root / WORKFLOW.with_name("readyctl.yml.bak")).read_text() == "name: ours\n"
     assert "readyctl.yaml.bak" in run.out
+    # the deploy runbook is a copy of the packaged one; a team's own is never replaced
+    book = yaml.safe_load((root / "runbooks" / "deploy.yaml").read_text())
+    assert book["name"] == "deploy" and "deploy_command" in book["required_vars"]
+    (root / "runbooks" / "deploy.yaml").write_text("name: ours\n")
+    assert readyctl("init", "--force", cwd=root).code == 0
+    assert (root / "runbooks" / "deploy.yaml").read_text() == "name: ours\n"
+    assert not (root / "runbooks" / "deploy.yaml.bak").exists()
 
 
 def test_dry_run_prints_and_writes_nothing(readyctl, project) -> None:  # type: ignore[no-untyped-def]
