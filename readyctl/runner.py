@@ -128,7 +128,7 @@ class PlanItem:
         return self.check.meta
 
 
-def _touches(meta: CheckMeta, ctx: Context) -> str:
+def _touches(meta: CheckMeta, ctx: Context, check_cls: Any = None) -> str:
     env = ctx.environment
     parts = []
     for cap in meta.requires:
@@ -146,7 +146,19 @@ def _touches(meta: CheckMeta, ctx: Context) -> str:
             parts.append("git repository")
         elif cap is Capability.LOAD:
             parts.append("locust subprocess")
-    return ", ".join(dict.fromkeys(parts)) or "nothing outside readyctl"
+    text = ", ".join(dict.fromkeys(parts)) or "nothing outside readyctl"
+    missing = missing_tools(getattr(check_cls, "system_tools", ()), ctx)
+    if missing:
+        text += f"; not on this machine: {', '.join(missing)} (those parts skip)"
+    return text
+
+
+def missing_tools(tools: Sequence[str], ctx: Context) -> list[str]:
+    """The programs a check runs (its `system_tools`) that are not on the target's PATH."""
+    import shutil
+
+    path = ctx.environ.get("PATH") if ctx.environ is not None else None
+    return [t for t in tools if shutil.which(t, path=path) is None]
 
 
 def plan(
@@ -187,7 +199,7 @@ def plan(
                 action="skip" if reason else "run",
                 reason=reason,
                 depends_on=tuple(dict.fromkeys(d for d in deps if d in wanted)),
-                touches=_touches(meta, ctx),
+                touches=_touches(meta, ctx, cls),
             )
         )
     return items

@@ -498,3 +498,14 @@ def test_reference_proposal_round_trips() -> None:
     assert (
         settings_problem(load_catalog().get("alerts.rules"), p.settings()["alerts.rules"]) is None
     )
+
+
+def test_plan_names_the_tools_missing_on_this_machine(readyctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    (tmp_path / "readyctl.yaml").write_text("environments:\n  ci: {}\n")
+    bare = {"PATH": str(Path(sys.executable).parent)}  # python, but no promtool or amtool
+    r = readyctl("check", "--plan", "--only", "alerts.*", env=bare)
+    assert r.code == 0, r.both
+    text = " ".join(r.out.split())
+    assert "not on this machine: promtool" in text and "amtool" in text
