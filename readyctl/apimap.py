@@ -157,6 +157,9 @@ class ApiConfig(_Model):
     health: HealthSpec | None = None
     docs: list[ApiPath] | None = Field(None, description="API documentation paths (UI and JSON)")
     metrics: ApiPath | None = Field(None, description="the metrics endpoint")
+    cacheable: list[ApiPath] | None = Field(
+        None, description="public GET routes whose answers should be cacheable (http.cache_headers)"
+    )
     cors_origin: str | None = Field(None, description="an origin the API must accept")
 
     @field_validator("logout", "json_endpoint", "password_reset", "register_", mode="before")
@@ -195,6 +198,7 @@ KEYS = (
     "health.ready",
     "docs",
     "metrics",
+    "cacheable",
     "cors_origin",
 )
 
@@ -243,6 +247,7 @@ class ApiMap:
     health: HealthSpec = dataclasses.field(default_factory=HealthSpec)
     docs: tuple[str, ...] = ()
     metrics: str | None = None
+    cacheable: tuple[str, ...] = ()
     cors_origin: str | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
     openapi_at: str | None = None  # where the OpenAPI document was found
@@ -341,6 +346,7 @@ FIELDS = (
     "health",
     "docs",
     "metrics",
+    "cacheable",
     "cors_origin",
 )
 
@@ -420,6 +426,7 @@ class Builder:
             health=v.get("health") or HealthSpec(),
             docs=tuple(v.get("docs") or ()),
             metrics=v.get("metrics"),
+            cacheable=tuple(v.get("cacheable") or ()),
             cors_origin=v.get("cors_origin"),
             sources=sources,
             openapi_at=self.openapi_at,

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 from pydantic import Field, model_validator
+from readyctl.checks.http._cachecontrol import is_no_store
 from readyctl.checks.http._fetch import (
     Fetched,
     HttpSettings,
@@ -445,14 +446,17 @@ class SecurityHeaders(Check):
         )
 
     def _cache(self, subject: str, responses: list[Fetched], hit: Hit) -> Result:
-        """Authenticated responses must not be stored by any cache."""
+        """Authenticated responses must not be stored by any cache.
+
+        This check alone owns the rule (http.cache_headers judges the cacheable public GETs
+        and leaves authenticated answers to it); both parse Cache-Control with _cachecontrol.
+        """
         bad = []
         values = {}
         for r in responses:
             cc = ",".join(r.values("cache-control"))
             values[r.label] = clip(cc, 200)
-            directives = {d.strip().split("=")[0].lower() for d in cc.split(",")}
-            if "no-store" not in directives:
+            if not is_no_store(r.values("cache-control")):
                 bad.append(r.label)
                 hit("cache-not-no-store", r.label)
         if bad:

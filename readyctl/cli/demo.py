@@ -124,25 +124,6 @@ def _state_or_exit(state_file: str | None) -> dict[str, object]:
         raise typer.Exit(1) from None
 
 
-def _probe_ready(state: dict[str, object], timeout_s: float = 10) -> tuple[int, str | None]:
-    """GET the ready endpoint once: (status, X-Release header); (0, reason) when unreachable."""
-    import ssl
-    import urllib.error
-    import urllib.request
-
-    from readyctl.demo.releases import RELEASE_HEADER
-
-    url = f"{state['base_url']}{state.get('ready_path') or '/health/ready'}"
-    ctx = ssl.create_default_context(cafile=str(state["ca_bundle"]))
-    try:
-        with urllib.request.urlopen(url, context=ctx, timeout=timeout_s) as resp:
-            return resp.status, resp.headers.get(RELEASE_HEADER)
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get(RELEASE_HEADER)
-    except (OSError, ssl.SSLError) as exc:
-        return 0, type(exc).__name__
-
-
 @demo_app.command(
     "release",
     help="Swap the running demo to a release with a graceful restart (no refused connection): "
@@ -165,7 +146,9 @@ def release(
     from readyctl.demo.releases import RELEASES
 
     if current:
-        status, tag = _probe_ready(_state_or_exit(state_file))
+        from readyctl.demo.control import probe_ready
+
+        status, tag = probe_ready(_state_or_exit(state_file))
         if status == 0:
             typer.echo(f"error: the demo does not answer ({tag})", err=True)
             raise typer.Exit(1)
@@ -183,7 +166,9 @@ def release(
     except ControlError as exc:
         typer.echo(f"error: release {name}: {exc}", err=True)
         raise typer.Exit(1) from None
-    status, tag = _probe_ready(state)
+    from readyctl.demo.control import probe_ready
+
+    status, tag = probe_ready(state)
     expected = None if name == "v1" else name
     if status != 200 or tag != expected:
         typer.echo(

@@ -1,4 +1,4 @@
-"""Health, metrics, docs, OAuth metadata, admin and billing-webhook endpoints."""
+"""Health, metrics, docs, OAuth metadata, crisis lines, admin and billing-webhook endpoints."""
 
 from __future__ import annotations
 
@@ -89,6 +89,40 @@ async def health_ready(request: Request) -> JSONResponse:
             headers={"Retry-After": "5"},
         )
     return JSONResponse({"status": "ready", "checks": {"database": "ok"}})
+
+
+# Public crisis hotlines (default shape: GET /v1/resources/crisis-lines): the same for every
+# caller, so shared caches may keep them for five minutes and revalidate by ETag.
+CRISIS_LINES: tuple[dict[str, str], ...] = (
+    {"country": "US", "name": "988 Suicide & Crisis Lifeline", "phone": "988", "hours": "24/7"},
+    {"country": "CA", "name": "9-8-8 Suicide Crisis Helpline", "phone": "988", "hours": "24/7"},
+    {"country": "GB", "name": "Samaritans", "phone": "116 123", "hours": "24/7"},
+    {"country": "AU", "name": "Lifeline Australia", "phone": "13 11 14", "hours": "24/7"},
+)
+_CRISIS_BODY = json.dumps({"items": list(CRISIS_LINES)}, separators=(",", ":")).encode()
+CRISIS_ETAG = '"' + hashlib.sha256(_CRISIS_BODY).hexdigest()[:32] + '"'
+CRISIS_CACHE_CONTROL = "public, max-age=300"
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison of If-None-Match (a list, or *) against `etag`."""
+    tags = [t.strip() for t in if_none_match.split(",") if t.strip()]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+async def crisis_lines(request: Request) -> Response:
+    """The public crisis hotline list: cacheable, with an ETag and 304 on revalidation.
+
+    Under no-cache-validators it is sent as `no-store` with no ETag and never answers 304.
+    """
+    if state_of(request).has("no-cache-validators"):
+        return Response(
+            _CRISIS_BODY, media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
+    headers = {"Cache-Control": CRISIS_CACHE_CONTROL, "ETag": CRISIS_ETAG}
+    if _etag_matches(request.headers.get("if-none-match", ""), CRISIS_ETAG):
+        return Response(status_code=304, headers=headers)
+    return Response(_CRISIS_BODY, media_type="application/json", headers=headers)
 
 
 async def metrics(request: Request) -> PlainTextResponse:
@@ -318,6 +352,15 @@ def build_router(shape: Shape) -> APIRouter:
         ops("/health/live", health_live, "Liveness probe")
         ops("/health/ready", health_ready, "Readiness probe")
     ops("/metrics", metrics, "Prometheus metrics")
+    if not shape.alt:
+        # public and cacheable; its own Cache-Control wins over the middleware's no-store
+        r.add(
+            "GET",
+            "/resources/crisis-lines",
+            crisis_lines,
+            tags=["resources"],
+            summary="Public crisis hotlines (cacheable)",
+        )
     if shape.openapi_path and shape.docs_path:
         ops(shape.openapi_path, openapi_json, auth=True, dependencies=[Depends(docs_auth)])
         ops(shape.docs_path, docs_page, auth=True, dependencies=[Depends(docs_auth)])

@@ -237,3 +237,22 @@ def wait_for_file(path: str | os.PathLike[str], alive: Callable[[], bool], deadl
             return False
         time.sleep(0.02)
     return os.path.exists(path)
+
+
+def probe_ready(state: dict[str, object], timeout_s: float = 10) -> tuple[int, str | None]:
+    """GET the ready endpoint once: (status, X-Release header); (0, reason) when unreachable."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from readyctl.demo.releases import RELEASE_HEADER
+
+    url = f"{state['base_url']}{state.get('ready_path') or '/health/ready'}"
+    ctx = ssl.create_default_context(cafile=str(state["ca_bundle"]))
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=timeout_s) as resp:
+            return resp.status, resp.headers.get(RELEASE_HEADER)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get(RELEASE_HEADER)
+    except (OSError, ssl.SSLError) as exc:
+        return 0, type(exc).__name__

@@ -54,6 +54,11 @@ _ALL: tuple[Fault, ...] = (
     Fault("ready-ignores-db", "/health/ready answers 200 even when the database is down.", []),
     Fault("stack-traces", "500 and 422 error bodies include a traceback with file paths.", []),
     Fault("no-compression", "Large responses are not gzip-compressed.", []),
+    Fault(
+        "no-cache-validators",
+        "The public crisis-lines list is sent no-store, with no ETag and never a 304.",
+        [],
+    ),
     Fault("no-pagination-cap", "The session list returns as many rows as 'limit' asks for.", []),
     Fault(
         "user-enumeration",
@@ -168,6 +173,7 @@ FAULT_CHECKS: dict[str, list[str]] = {
     "cors-wildcard": ["http.cors"],
     "stack-traces": ["http.error_hygiene"],
     "no-compression": ["http.compression"],
+    "no-cache-validators": ["http.cache_headers"],
     "no-pagination-cap": ["http.pagination"],
     "unversioned-api": ["http.versioning"],
     "docs-public": ["http.docs_exposure"],
@@ -192,10 +198,12 @@ ALERT_FAULTS = ("alert-rules-loose", "alerts-unrouted")
 # Faults that break nothing on an API shape (there is nothing of theirs to break): the
 # fault matrix leaves them out for that shape. The alert faults act through the default
 # shape's check settings only; on the alt shapes the settings come from readyctl.yaml.
+# The crisis-lines route (no-cache-validators) exists on the default shape only.
 SHAPE_NOT_APPLICABLE: dict[str, list[str]] = {
-    "alt": [*ALERT_FAULTS],
-    "alt-norefresh": [*ALERT_FAULTS, "refresh-reuse"],  # no refresh flow to reuse a token on
-    "alt-noopenapi": [*ALERT_FAULTS, "docs-public"],  # no docs to expose
+    "alt": [*ALERT_FAULTS, "no-cache-validators"],
+    # no refresh flow to reuse a token on
+    "alt-norefresh": [*ALERT_FAULTS, "no-cache-validators", "refresh-reuse"],
+    "alt-noopenapi": [*ALERT_FAULTS, "no-cache-validators", "docs-public"],  # no docs to expose
 }
 
 FAULTS: dict[str, Fault] = {

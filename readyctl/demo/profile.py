@@ -49,6 +49,7 @@ COUNSELING_MAP: dict[str, Any] = {
     "health": {"live": "/health/live", "ready": "/health/ready"},
     "docs": ["/api/docs", "/api/docs-json"],
     "metrics": "/metrics",
+    "cacheable": [f"{V1}/resources/crisis-lines"],
 }
 
 MESSAGE = "Work has been stressful this week and I would like to talk it through."

@@ -20,31 +20,36 @@ class MetricsUnavailable(Exception):
 
 
 def fetch_metrics(base_url: str, ca_bundle: Path | None, path: str = "/metrics") -> str:
-    """The text of `base_url`'s metrics endpoint."""
-    import ssl
-
+    """The text of `base_url`'s metrics endpoint (through a Context's bounded client)."""
     import httpx
 
-    verify: ssl.SSLContext | bool = True
-    if ca_bundle is not None:
-        verify = ssl.create_default_context(cafile=str(ca_bundle))
+    from readyctl.config import Config, Environment
+    from readyctl.context import Context
+    from readyctl.httpread import BodyTooLarge
+    from readyctl.redact import global_redactor
+
+    env = Environment(base_url=base_url, ca_bundle=str(ca_bundle) if ca_bundle else None)
+    ctx = Context(
+        config=Config(),
+        env_name="init",
+        environment=env,
+        base_dir=Path.cwd(),
+        redactor=global_redactor(),
+    )
+    view = ctx.for_check("readyctl.init.alerts", 60, None)
     url = base_url.rstrip("/") + path
     try:
-        headers = {"User-Agent": "readyctl"}
-        with (
-            httpx.Client(verify=verify, timeout=15, headers=headers) as client,
-            client.stream("GET", url) as resp,
-        ):
-            if resp.status_code != 200:
-                raise MetricsUnavailable(f"GET {url} answered {resp.status_code}")
-            body = b""
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > MAX_METRICS_BYTES:
-                    raise MetricsUnavailable(f"GET {url}: more than {MAX_METRICS_BYTES} bytes")
+        client = view.http(timeout=15, max_body=MAX_METRICS_BYTES)
+        resp = client.get(url)
+        if resp.status_code != 200:
+            raise MetricsUnavailable(f"GET {url} answered {resp.status_code}")
+        return resp.text
+    except BodyTooLarge:
+        raise MetricsUnavailable(f"GET {url}: more than {MAX_METRICS_BYTES} bytes") from None
     except httpx.HTTPError as e:
         raise MetricsUnavailable(f"GET {url} failed: {type(e).__name__}") from None
-    return body.decode("utf-8", "replace")
+    finally:
+        ctx.close_clients()
 
 
 def run(

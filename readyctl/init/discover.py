@@ -78,7 +78,7 @@ def config_value(key: str, value: Any) -> Any:
         return value.model_dump(exclude_none=True)
     if key == "lists":
         return [item.model_dump(exclude_none=True) for item in value]
-    if key == "docs":
+    if key in ("docs", "cacheable"):
         return list(value)
     return value
 
@@ -230,7 +230,7 @@ def _words(key: str, value: Any) -> str | None:
         return "none"
     if key == "lists":
         return ", ".join(sorted(item.path for item in value))
-    if key == "docs":
+    if key in ("docs", "cacheable"):
         return ", ".join(sorted(value))
     if isinstance(value, str):
         return value

@@ -73,6 +73,10 @@ KEY_HINTS = {
     "health.ready": ("/health/ready", "the readiness probe (health.endpoints)"),
     "docs": ("[/docs, /openapi.json]", "the API docs paths (http.docs_exposure)"),
     "metrics": ("/metrics", "the metrics endpoint (observability.metrics)"),
+    "cacheable": (
+        "[/resources/faq]",
+        "public GETs whose answers should be cacheable (http.cache_headers)",
+    ),
     "cors_origin": (
         "https://app.example.org",
         "an origin the API must accept; never discovered (http.cors)",

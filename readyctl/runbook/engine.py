@@ -885,9 +885,9 @@ def execute(opts: DeployOptions, ui: RunbookUI | None = None) -> RunResult:
     if probe is not None:
         return RunResult(EXIT_OK, "planned", plan=_plan(probe), runbook_path=loaded.path)
 
-    _preflight(loaded, environ, run_vars)
     if opts.require_release and not opts.release and not opts.resume and not opts.abandon:
         raise UsageError("--release is required: the release to deploy (e.g. --release v2)")
+    _preflight(loaded, environ, run_vars)
     use_table = opts.state_table or rb.state.table
     return _with_target(
         opts, ui, loaded, loaded_cfg, env_name, env, run_vars, environ, runs_dir, use_table

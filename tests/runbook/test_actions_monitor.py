@@ -64,16 +64,21 @@ def test_healthy_target_passes_with_bypass_and_metrics(tmp_path: Path) -> None:
 
 
 def test_ten_percent_of_500s_breaches(tmp_path: Path) -> None:
+    live = {"n": 0}
+
     def handler(req, n):  # type: ignore[no-untyped-def]
         if req.path == "/health/live":
-            return (500 if n % 5 == 0 else 200), ok_json(), 0  # ~10% of all requests
+            # the first read and every third after it fail: 1 in 6 of all requests, and at
+            # least one however few requests a busy machine manages in the window
+            live["n"] += 1
+            return (500 if live["n"] % 3 == 1 else 200), ok_json(), 0
         return 200, ok_json(), 0
 
     with LocalServer(handler) as srv:
         sc = make_sc(tmp_path, FAST, target=_target(srv.url))
         with pytest.raises(ActionFailed, match=r"error rate \d+\.\d% > 5%") as err:
             REGISTRY["monitor"]().run(sc)
-    assert 0.05 < err.value.record["error_rate"] < 0.2
+    assert 0.05 < err.value.record["error_rate"] <= 0.5
 
 
 def test_slow_answers_and_failed_health_breach(tmp_path: Path) -> None:

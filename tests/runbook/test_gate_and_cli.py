@@ -55,6 +55,10 @@ def test_deploy_plan_list_schema_and_flags(tmp_path: Path) -> None:
     assert not (tmp_path / ".readyctl").exists()  # a plan does nothing
     r = run(tmp_path, "deploy", "--env", "staging")
     assert r.code == 2 and "--release is required" in r.err
+    # the packaged runbook names no project: the deploy hook must come from the config
+    r = run(tmp_path, "deploy", "--env", "staging", "--release", "v2")
+    assert r.code == 2 and "variable deploy_command is not set" in r.err
+    assert "environments.<env>.deploy.vars.deploy_command" in r.err and "Traceback" not in r.err
     r = run(tmp_path, "deploy", "--env", "staging", "--release", "v2", "--var", "oops")
     assert r.code == 2 and "NAME=VALUE" in r.err
     r = run(tmp_path, "deploy", "--env", "staging", "--release", "v2", "--resume", "--abandon")

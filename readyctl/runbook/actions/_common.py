@@ -145,21 +145,12 @@ def bypass_headers(sc: StepContext) -> dict[str, str]:
 
 # -- the target over HTTP --------------------------------------------------------------------
 def http_client(sc: StepContext, t: Target, *, timeout: float = 10.0) -> Any:
-    """An httpx client for the target: its CA bundle, its headers, the maintenance bypass."""
-    import httpx
-
-    verify: Any = True
-    if t.env.ca_bundle:
-        import ssl
-
-        ca = Path(t.env.ca_bundle)
-        if not ca.is_absolute():
-            ca = t.base_dir / ca
-        verify = ssl.create_default_context(cafile=str(ca))
-    headers = {"User-Agent": "readyctl", **t.env.headers, **bypass_headers(sc)}
-    return httpx.Client(
-        base_url=t.env.base_url or "", verify=verify, timeout=timeout, headers=headers
-    )
+    """The target's client from its Context (bounded reads, its CA bundle and headers), with
+    the maintenance bypass."""
+    view = context(sc, t).for_check(f"runbook.{sc.step_id}", max(timeout * 10, 60.0), None)
+    client = view.http(timeout=timeout)
+    client.headers.update(bypass_headers(sc))
+    return client
 
 
 def api_map(sc: StepContext, t: Target) -> Any:
