@@ -4,7 +4,10 @@ Seed items 1-20 carry the seed checklist's priority (1-5 critical, 6-10 high, 11
 16-20 low); "critical paths" (the configured smoke suite) is critical. An item is covered by
 the checks whose `refs` name it. Per item a run says:
 
-- verified: at least one unwaived scored result (pass, warn or fail) of its checks;
+- verified: at least one unwaived scored result (pass, warn or fail) of its checks; for an
+  item with decisive checks (DECISIVE), one of theirs: item 8 asks for alert rules, so metrics
+  and an error tracker alone (what is measured) never verify it without alerts.rules (who
+  would be paged);
 - waived: its checks' only results are waived;
 - not_applicable: declared in readyctl.yaml with a reason and an owner (not expired);
 - attested: no check can verify it, and a valid attestation (readyctl/attestations.py) signs
@@ -72,6 +75,11 @@ ATTEST_SETTING = (
     "attestations: [{{item: {item}, by: ..., at: YYYY-MM-DD, evidence: https://..., "
     "expires: YYYY-MM-DD}}]"
 )
+
+# Items whose other checks only measure around the item: a scored result of one of these is
+# what verifies it. Seed item 8 lists alert rules on six conditions; /metrics and Sentry show
+# that something is measured, not that anyone is woken up.
+DECISIVE: dict[str, frozenset[str]] = {"8": frozenset({"alerts.rules"})}
 
 _SCORED = (Status.PASS, Status.WARN, Status.FAIL)
 _WORST = [Status.FAIL, Status.WARN, Status.PASS]
@@ -162,7 +170,8 @@ class ItemCoverage:
 
     def gate_message(self) -> str:
         """The gate's one sentence about this item."""
-        needs = "; ".join(dict.fromkeys(m["setting"] for m in self.missing)) or "a check for it"
+        settings = dict.fromkeys(m["setting"] for m in self.missing if m["setting"])
+        needs = "; ".join(settings) or "a check for it"
         return (
             f"{self.priority.value} checklist item {item_label(self.item)} was not verified; "
             f"needs: {needs}"
@@ -249,6 +258,8 @@ def compute(
         )
         rs = [r for cid in checks for r in by_check.get(cid, [])]
         scored = [r for r in rs if r.status in _SCORED and r.key not in waived]
+        decisive = sorted(DECISIVE.get(item, frozenset()) & set(checks))
+        deciding = [r for r in rs if not decisive or r.check_id in decisive]
         d = decl.get(item)
         expired = d is not None and d.expires is not None and d.expires < today
         if d is not None:
@@ -263,18 +274,29 @@ def compute(
         att = _att.best(signed.get(item, []))
         if att is not None:
             cov.attestation = att.to_dict()
-        if scored:
+        if any(r.status in _SCORED and r.key not in waived for r in deciding):
             cov.status = VERIFIED
             cov.verified_by = sorted({r.check_id for r in scored})
             cov.outcome = next(s.value for s in _WORST if any(r.status is s for r in scored))
         elif d is not None and not expired:
             cov.status = NOT_APPLICABLE
-        elif any(r.key in waived for r in rs):
+        elif any(r.key in waived for r in deciding):
             cov.status = WAIVED
         elif not checks and att is not None and att.valid:
             cov.status = ATTESTED  # only where no check covers the item
         else:
-            cov.missing = _missing(checks, by_check, selected, env_name)
+            cov.missing = _missing(decisive or checks, by_check, selected, env_name)
+            if scored:  # measured around the item by the others, not proven
+                others = ", ".join(sorted({r.check_id for r in scored}))
+                cov.missing.insert(
+                    0,
+                    {
+                        "check": "",
+                        "reason": f"{others} scored, but this item is verified only by "
+                        + ", ".join(decisive),
+                        "setting": "",
+                    },
+                )
             if not checks and item != CRITICAL_PATHS:
                 cov.missing.append(_attestation_missing(item, att))
         out.append(cov)

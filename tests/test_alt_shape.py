@@ -31,6 +31,10 @@ def alt_checks() -> dict[str, Any]:
     """The alt fragment's check settings, the smoke suite made absolute."""
     data = yaml.safe_load((DEMO / "alt.readyctl.yaml").read_text())["checks"]
     data["smoke.scenarios"]["suite"] = str(DEMO / data["smoke.scenarios"]["suite"])
+    rules = data["alerts.rules"]
+    rules["rule_files"] = [str(DEMO / f) for f in rules["rule_files"]]
+    routing = data["alerts.routing"]
+    routing["alertmanager_config"] = str(DEMO / routing["alertmanager_config"])
     data["load.thresholds"].update(TEST_LOAD)  # see tests/conftest.py
     return data
 

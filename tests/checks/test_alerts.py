@@ -509,3 +509,36 @@ def test_plan_names_the_tools_missing_on_this_machine(readyctl, tmp_path: Path) 
     assert r.code == 0, r.both
     text = " ".join(r.out.split())
     assert "not on this machine: promtool" in text and "amtool" in text
+
+
+@needs_tools
+@pytest.mark.parametrize("tools_here", [True, False], ids=["tools", "no-tools"])
+def test_item_8_is_verified_by_the_alert_rules_only(healthy_demo, tools_here: bool) -> None:  # type: ignore[no-untyped-def]
+    """/metrics and Sentry measure; only alerts.rules proves someone is paged. Without
+    promtool the alert checks skip naming the install, and item 8 is unverified even though
+    observability.metrics passes (issue 17)."""
+    from readyctl.coverage import UNVERIFIED, VERIFIED
+    from tests.conftest import demo_context
+    from tests.helpers import report_of
+
+    ctx = demo_context(healthy_demo, config=Config())
+    if not tools_here:
+        import sys
+
+        ctx.environ = {**ctx.environ, "PATH": str(Path(sys.executable).parent)}
+    out = run_checks(ctx, only=["alerts.*", "observability.*"], deadline_s=120)
+    assert statuses(out, "observability.metrics") and all(
+        s == "pass" for s in statuses(out, "observability.metrics").values()
+    ), statuses(out, "observability.metrics")
+    items = report_of(ctx, out).data["checklist"]["items"]
+    item = next(i for i in items if i["item"] == "8")
+    rules = set(statuses(out, "alerts.rules").values())
+    if tools_here:
+        assert rules == {"pass"}
+        assert item["status"] == VERIFIED and "alerts.rules" in item["verified_by"]
+    else:
+        assert rules == {"skip"}
+        assert item["status"] == UNVERIFIED, item
+        text = " ".join(f"{m['check']} {m['reason']} {m['setting']}" for m in item["missing"])
+        assert "observability.metrics" in text and "verified only by alerts.rules" in text
+        assert "apt-get install prometheus" in text, text

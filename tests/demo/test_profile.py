@@ -81,3 +81,6 @@ def test_alt_fragment_is_the_same_policy_on_other_routes() -> None:
         "/api/v2", "page=1&size=20"
     )
     assert (DEMO / checks["smoke.scenarios"]["suite"]).is_file()
+    assert checks["alerts.rules"]["conditions"] == profile.ALERT_CONDITIONS
+    assert [(DEMO / f).is_file() for f in checks["alerts.rules"]["rule_files"]] == [True]
+    assert (DEMO / checks["alerts.routing"]["alertmanager_config"]).is_file()

@@ -280,7 +280,13 @@ def test_alt_config_fragment_and_suite_use_alt_routes() -> None:
     paths = _doc("alt")["paths"]
     cfg = yaml.safe_load((DEMO_DIR / "alt.readyctl.yaml").read_text(encoding="utf-8"))
     checks = cfg["checks"]
-    assert set(checks) == {"smoke.scenarios", "ratelimit.policies", "load.thresholds"}
+    assert set(checks) == {
+        "smoke.scenarios",
+        "ratelimit.policies",
+        "load.thresholds",
+        "alerts.rules",
+        "alerts.routing",
+    }
     suite_file = DEMO_DIR / checks["smoke.scenarios"]["suite"]
     suite = load_suite(suite_file)
     assert suite.vars["api"] == "/api/v2"

@@ -78,7 +78,7 @@ def test_env_only_environment_is_inconclusive_and_names_what_is_missing(
 def test_not_applicable_declarations_and_require_none(tmp_path: Path, readyctl) -> None:  # type: ignore[no-untyped-def]
     decl = "".join(
         f"  - {{item: '{i}', reason: 'env-only staging gate', owner: platform}}\n"
-        for i in ("critical_paths", "2", "4", "6", "7", "9", "10")
+        for i in ("critical_paths", "2", "4", "6", "7", "8", "9", "10")
     )
     _env_only(tmp_path, "not_applicable:\n" + decl)
     r = readyctl("check", "--no-history", "--format", "json,html")
