@@ -35,6 +35,18 @@ def _path(v: Any) -> Any:
 
 ApiPath = Annotated[str, AfterValidator(_path)]
 
+_PAGE = re.compile(r"^(/|https?://[^\s/]+(/|$))[^\s]*$")
+
+
+def _page(v: Any) -> Any:
+    if isinstance(v, str) and not _PAGE.match(v):
+        raise ValueError(f"must be a path starting with '/' or an http(s) URL (got {v!r})")
+    return v
+
+
+# a web page: a path on the target or a URL elsewhere (a policy on the company's website)
+PageUrl = Annotated[str, AfterValidator(_page)]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -55,8 +67,10 @@ class Route(_Model):
         return v
 
 
-def _route(v: Any) -> Any:
-    return {"path": v} if isinstance(v, str) else v
+def _route(v: Any, method: str | None = None) -> Any:
+    if isinstance(v, str):
+        return {"path": v} if method is None else {"method": method, "path": v}
+    return v
 
 
 class LoginSpec(_Model):
@@ -161,11 +175,38 @@ class ApiConfig(_Model):
         None, description="public GET routes whose answers should be cacheable (http.cache_headers)"
     )
     cors_origin: str | None = Field(None, description="an origin the API must accept")
+    verify_email: Route | None = Field(
+        None, description="the email-verification route taking the emailed token (POST)"
+    )
+    privacy_export: Route | None = Field(
+        None, description="the caller's own data export, GDPR Art. 15/20 (a path means GET)"
+    )
+    account_delete: Route | None = Field(
+        None, description="the caller's account deletion, GDPR Art. 17 (a path means DELETE)"
+    )
+    privacy_policy: PageUrl | None = Field(
+        None, description="the privacy policy page (a path on the target or a URL)"
+    )
+    terms: PageUrl | None = Field(
+        None, description="the terms of service page (a path on the target or a URL)"
+    )
 
-    @field_validator("logout", "json_endpoint", "password_reset", "register_", mode="before")
+    @field_validator(
+        "logout", "json_endpoint", "password_reset", "register_", "verify_email", mode="before"
+    )
     @classmethod
     def _routes(cls, v: Any) -> Any:
         return _route(v)
+
+    @field_validator("privacy_export", mode="before")
+    @classmethod
+    def _get_route(cls, v: Any) -> Any:
+        return _route(v, "GET")
+
+    @field_validator("account_delete", mode="before")
+    @classmethod
+    def _delete_route(cls, v: Any) -> Any:
+        return _route(v, "DELETE")
 
     @field_validator("refresh", mode="before")
     @classmethod
@@ -200,6 +241,11 @@ KEYS = (
     "metrics",
     "cacheable",
     "cors_origin",
+    "verify_email",
+    "privacy_export",
+    "account_delete",
+    "privacy_policy",
+    "terms",
 )
 
 
@@ -249,6 +295,11 @@ class ApiMap:
     metrics: str | None = None
     cacheable: tuple[str, ...] = ()
     cors_origin: str | None = None
+    verify_email: Route | None = None
+    privacy_export: Route | None = None
+    account_delete: Route | None = None
+    privacy_policy: str | None = None
+    terms: str | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
     openapi_at: str | None = None  # where the OpenAPI document was found
     notes: tuple[str, ...] = ()
@@ -348,6 +399,11 @@ FIELDS = (
     "metrics",
     "cacheable",
     "cors_origin",
+    "verify_email",
+    "privacy_export",
+    "account_delete",
+    "privacy_policy",
+    "terms",
 )
 
 
@@ -428,6 +484,11 @@ class Builder:
             metrics=v.get("metrics"),
             cacheable=tuple(v.get("cacheable") or ()),
             cors_origin=v.get("cors_origin"),
+            verify_email=v.get("verify_email"),
+            privacy_export=v.get("privacy_export"),
+            account_delete=v.get("account_delete"),
+            privacy_policy=v.get("privacy_policy"),
+            terms=v.get("terms"),
             sources=sources,
             openapi_at=self.openapi_at,
             notes=tuple(self.notes),

@@ -118,6 +118,9 @@ _NOT_LOGIN = re.compile(
 _REGISTER_WORDS = re.compile(r"register|signup|sign-up|sign_up")
 _REGISTER_FOLLOWUPS = re.compile(r"verify|confirm|resend|complete|check")
 _LOGOUT_WORDS = re.compile(r"logout|log-out|log_out|signout|sign-out|sign_out")
+_EXPORT_WORDS = re.compile(r"export|takeout|download|gdpr|portability|my-data|mydata|my_data")
+_VERIFY_EMAIL = re.compile(r"verif|confirm")
+_ACCOUNT_SUFFIXES = ("/me", "/account", "/profile", "/user")
 
 
 class OpenApiError(ReadyctlError, ValueError):
@@ -987,7 +990,54 @@ def derive_map(doc: Document) -> dict[str, Any]:
     security = _security(api, me)
     if security:
         result["security"] = security
+    result.update(_privacy(api))
     return result
+
+
+def _privacy(api: _Api) -> dict[str, Any]:
+    """The caller's own data export and account deletion (secured, no path parameters), the
+    email-verification route, and the terms of service (`info.termsOfService`)."""
+    out: dict[str, Any] = {}
+    exports = [
+        (("/me" not in op.path.lower()), op.method != "GET", len(op.path), op.index, op)
+        for op in api.ops
+        if op.method in ("GET", "POST")
+        and op.secured
+        and not op.templated
+        and _EXPORT_WORDS.search(op.path.lower())
+    ]
+    if exports:
+        op = min(exports, key=lambda c: c[:4])[-1]
+        out["privacy_export"] = {"method": op.method, "path": op.path}
+    deletes = [
+        (rank, len(op.path), op.index, op)
+        for op in api.ops
+        if op.method == "DELETE" and op.secured and not op.templated
+        for rank, suffix in enumerate(_ACCOUNT_SUFFIXES)
+        if op.path.lower().rstrip("/").endswith(suffix)
+    ]
+    if deletes:
+        op = min(deletes, key=lambda c: c[:3])[-1]
+        out["account_delete"] = {"method": "DELETE", "path": op.path}
+    verifies = [
+        (len(op.path), op.index, op)
+        for op in api.ops
+        if op.method == "POST"
+        and not op.templated
+        and "email" in op.path.lower()
+        and _VERIFY_EMAIL.search(op.path.lower())
+        and "resend" not in op.path.lower()
+    ]
+    if verifies:
+        op = min(verifies, key=lambda c: c[:2])[-1]
+        out["verify_email"] = {"method": "POST", "path": op.path}
+    info = api.raw.get("info")
+    terms = info.get("termsOfService") if isinstance(info, dict) else None
+    if isinstance(terms, str) and (
+        terms.startswith("/") or terms.startswith(("http://", "https://"))
+    ):
+        out["terms"] = terms.strip()
+    return out
 
 
 def _prefix(api: _Api) -> str | None:

@@ -24,7 +24,14 @@ from tests.helpers import report_of, run_checks
 from tests.test_fault_matrix import fault_groups, red_checks
 
 DEMO = Path(__file__).resolve().parents[1] / "readyctl" / "demo"
-ALLOW = ["smoke.*", "ratelimit.*", "load.*", "health.db_outage", "ops.graceful_shutdown"]
+ALLOW = [
+    "smoke.*",
+    "ratelimit.*",
+    "load.*",
+    "health.db_outage",
+    "ops.graceful_shutdown",
+    "compliance.privacy",
+]
 
 
 def alt_checks() -> dict[str, Any]:

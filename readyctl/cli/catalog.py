@@ -38,7 +38,10 @@ def _walk(
     if depth > MAX_SETTINGS_DEPTH:
         return
     for key, node in obj.get("properties", {}).items():
-        default = _default_text(node["default"]) if "default" in node else "required"
+        if "default" in node:
+            default = _default_text(node["default"])
+        else:  # not required: a default_factory (an empty list or mapping)
+            default = "required" if key in obj.get("required", ()) else "empty"
         rows.append((prefix + key, _type_text(node, defs), default, node.get("description", "")))
         for suffix, nested in _nested_models(node, defs):
             if nested is not obj:  # a model containing itself is listed once

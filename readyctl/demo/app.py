@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from readyctl.demo import _routes_auth, _routes_counsel, _routes_ops
+from readyctl.demo import _routes_auth, _routes_counsel, _routes_ops, _routes_privacy
 from readyctl.demo._core import (
     STATUS_CODES,
     ApiError,
@@ -206,6 +206,7 @@ def create_app(settings: Settings, *, log: JsonLog | None = None) -> FastAPI:
     app.include_router(_routes_ops.build_router(shape))
     app.include_router(_routes_auth.build_router(shape))
     app.include_router(_routes_counsel.build_router(shape, settings.release))
+    app.include_router(_routes_privacy.build_router(shape))
     if settings.release != "v1":
         _add_version_route(app, settings)
 

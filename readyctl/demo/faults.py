@@ -140,6 +140,17 @@ _ALL: tuple[Fault, ...] = (
         "The shipped Alertmanager config routes every alert to a receiver that notifies nobody.",
         [],
     ),
+    Fault(
+        "privacy-export-broken",
+        "The data export answers 200 but holds none of the caller's data.",
+        [],
+    ),
+    Fault(
+        "privacy-delete-noop",
+        "Account deletion answers 204 but deletes nothing: the account can still log in.",
+        [],
+    ),
+    Fault("no-privacy-policy", "The privacy policy page answers 404.", []),
 )
 
 # Which checks each fault must turn red (and no others): plain data, kept in step with the
@@ -182,6 +193,9 @@ FAULT_CHECKS: dict[str, list[str]] = {
     "weak-jwt-secret": ["env.secret_strength"],
     "alert-rules-loose": ["alerts.rules"],
     "alerts-unrouted": ["alerts.routing"],
+    "privacy-export-broken": ["compliance.privacy"],
+    "privacy-delete-noop": ["compliance.privacy"],
+    "no-privacy-policy": ["compliance.legal_pages"],
 }
 
 # Checks a fault may leave inconclusive (an `error` result, never a `fail`) as an honest side

@@ -50,6 +50,11 @@ COUNSELING_MAP: dict[str, Any] = {
     "docs": ["/api/docs", "/api/docs-json"],
     "metrics": "/metrics",
     "cacheable": [f"{V1}/resources/crisis-lines"],
+    "privacy_export": {"method": "GET", "path": f"{V1}/account/export"},
+    "account_delete": {"method": "DELETE", "path": f"{V1}/account"},
+    "verify_email": {"method": "POST", "path": f"{V1}/auth/verify-email"},
+    "privacy_policy": "/legal/privacy-policy",
+    "terms": "/legal/terms-of-service",
 }
 
 MESSAGE = "Work has been stressful this week and I would like to talk it through."

@@ -19,7 +19,7 @@ DEFAULT_SHAPE = "default"
 OAUTH_METADATA_PATH = "/.well-known/oauth-authorization-server"
 
 _V1_VERSIONED = re.compile(r"^/v(\d+)(/.*)?$")
-_V1_ROOTS = ("/auth/", "/counsel/", "/billing/", "/admin/")
+_V1_ROOTS = ("/auth/", "/counsel/", "/billing/", "/admin/", "/account")
 _ALT_VERSIONED = re.compile(r"^(/api)?/v(\d+)(/.*)?$")
 _ALT_ROOTS = ("/auth/", "/counsel/", "/billing/", "/admin/", "/users")
 

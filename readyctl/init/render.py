@@ -81,6 +81,23 @@ KEY_HINTS = {
         "https://app.example.org",
         "an origin the API must accept; never discovered (http.cors)",
     ),
+    "verify_email": (
+        "/auth/verify-email",
+        "the email-verification route a new account posts its token to (compliance.privacy)",
+    ),
+    "privacy_export": (
+        "/users/me/export",
+        "the caller's own data export, GET (compliance.privacy)",
+    ),
+    "account_delete": ("/users/me", "the caller's account deletion, DELETE (compliance.privacy)"),
+    "privacy_policy": (
+        "https://example.org/legal/privacy",
+        "the privacy policy page (compliance.legal_pages)",
+    ),
+    "terms": (
+        "https://example.org/legal/terms",
+        "the terms of service page (compliance.legal_pages)",
+    ),
 }
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,9 +16,8 @@ from readyctl.rehearsal.environ import (
     error_words,
     in_thread,
     isolated_environ,
-    last_error_line,
     os_environ,
-    run_process,
+    run_shim,
     sealed_environ,
     with_session_options,
 )
@@ -281,31 +278,25 @@ class AlembicMigrator(Migrator):
     def _call_subprocess(
         self, req: dict[str, Any], url: str | None, timeout_s: float
     ) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="readyctl-shim-") as tmp:
-            shim = Path(tmp) / "readyctl_alembic_shim.py"
-            shim.write_text(ALEMBIC_SHIM, encoding="utf-8")
-            env = sealed_environ(
-                url or LINT_PLACEHOLDER_URL,
-                url_env=self.url_env,
-                connection_env=self.connection_env,
-                extra=self.extra_env,
-                options=self.session_options if url else None,
-            )
-            cwd = self.cwd or str(Path(self.ini).resolve().parent)
-            req["cwd_path"] = cwd
-            env["READYCTL_SHIM_REQUEST"] = json.dumps(req)
-            cmd = [*(self.python or [sys.executable]), str(shim)]
-            try:
-                code, out, err = run_process(cmd, env=env, cwd=cwd, timeout_s=timeout_s)
-            except FileNotFoundError as e:
-                raise RehearsalError(f"cannot run {cmd[0]}: {e.strerror}") from None
-        marker = [x for x in out.splitlines() if x.startswith("READYCTL-SHIM ")]
-        if not marker:
-            raise StepFailed(f"alembic exited with {code}: {last_error_line(err or out)}")
-        data = json.loads(marker[-1][len("READYCTL-SHIM ") :])
-        if "error" in data:
-            raise StepFailed(str(data["error"]))
-        return dict(data)
+        env = sealed_environ(
+            url or LINT_PLACEHOLDER_URL,
+            url_env=self.url_env,
+            connection_env=self.connection_env,
+            extra=self.extra_env,
+            options=self.session_options if url else None,
+        )
+        cwd = self.cwd or str(Path(self.ini).resolve().parent)
+        req["cwd_path"] = cwd
+        return run_shim(
+            ALEMBIC_SHIM,
+            "readyctl_alembic_shim.py",
+            self.python or [sys.executable],
+            request=req,
+            env=env,
+            cwd=cwd,
+            timeout_s=timeout_s,
+            tool="alembic",
+        )
 
     # -- the Migrator interface -----------------------------------------------------------------
     def current(self, url: str) -> tuple[str, ...]:

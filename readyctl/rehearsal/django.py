@@ -37,11 +37,9 @@ Choices, documented here once:
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shlex
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,15 +49,13 @@ from readyctl.rehearsal.environ import (
     NO_MODULE,
     SEALED_HINT,
     connection_parts,
-    last_error_line,
-    run_process,
+    run_shim,
     sealed_environ,
 )
 from readyctl.rehearsal.errors import LINT_PLACEHOLDER_URL, RehearsalError, StepFailed
 from readyctl.rehearsal.migrator import Migrator, ToolReading
 
 TABLE = "django_migrations"
-MARKER = "READYCTL-SHIM "
 _SETTINGS_IN_MANAGE = re.compile(
     r"""DJANGO_SETTINGS_MODULE['"]\s*(?:,|\]\s*=)\s*['"]([\w.]+)['"]"""
 )
@@ -452,26 +448,17 @@ class DjangoMigrator(Migrator):
         )
         env["DJANGO_SETTINGS_MODULE"] = self.settings_module
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")  # leave no __pycache__ in the project
-        env["READYCTL_SHIM_REQUEST"] = json.dumps(req)
-        with tempfile.TemporaryDirectory(prefix="readyctl-shim-") as tmp:
-            shim = Path(tmp) / "readyctl_django_shim.py"
-            shim.write_text(DJANGO_SHIM, encoding="utf-8")
-            cmd = [*(self.python or [sys.executable]), str(shim)]
-            try:
-                code, out, err = run_process(
-                    cmd, env=env, cwd=self.project_dir, timeout_s=timeout_s
-                )
-            except FileNotFoundError as e:
-                raise RehearsalError(f"cannot run {cmd[0]}: {e.strerror}") from None
-        marker = [x for x in out.splitlines() if x.startswith(MARKER)]
-        if not marker:
-            raise StepFailed(
-                self.import_hint(f"django exited with {code}: {last_error_line(err or out)}")
-            )
-        data = json.loads(marker[-1][len(MARKER) :])
-        if "error" in data:
-            raise StepFailed(self.import_hint(str(data["error"])))
-        return dict(data)
+        return run_shim(
+            DJANGO_SHIM,
+            "readyctl_django_shim.py",
+            self.python or [sys.executable],
+            request=req,
+            env=env,
+            cwd=self.project_dir,
+            timeout_s=timeout_s,
+            tool="django",
+            hint=self.import_hint,
+        )
 
     def import_hint(self, message: str) -> str:
         """`message`, plus which setting to use when the shim could not import a module."""

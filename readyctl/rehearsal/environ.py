@@ -4,11 +4,14 @@ subprocesses and threads with timeouts."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -63,6 +66,46 @@ def run_process(
     except _proc.ProcessesStopped as e:
         raise StepFailed(str(e)) from None
     return proc.returncode, proc.stdout, proc.stderr
+
+
+SHIM_MARKER = "READYCTL-SHIM "
+
+
+def run_shim(
+    source: str,
+    filename: str,
+    cmd: Sequence[str],
+    *,
+    request: dict[str, Any],
+    env: dict[str, str],
+    cwd: str,
+    timeout_s: float,
+    tool: str,
+    hint: Callable[[str], str] = lambda message: message,
+    missing: str = "",
+) -> dict[str, Any]:
+    """Write a tool shim to a temporary file, run `cmd + [file]` with the request in
+    READYCTL_SHIM_REQUEST, and return the JSON of its last `READYCTL-SHIM {json}` line.
+
+    StepFailed (passed through `hint`) when the shim prints no such line or reports an
+    `error`; RehearsalError (plus `missing`, the setting to fix) when `cmd` cannot start.
+    """
+    env = {**env, "READYCTL_SHIM_REQUEST": json.dumps(request)}
+    with tempfile.TemporaryDirectory(prefix="readyctl-shim-") as tmp:
+        shim = Path(tmp) / filename
+        shim.write_text(source, encoding="utf-8")
+        argv = [*cmd, str(shim)]
+        try:
+            code, out, err = run_process(argv, env=env, cwd=cwd, timeout_s=timeout_s)
+        except FileNotFoundError as e:
+            raise RehearsalError(f"cannot run {argv[0]}: {e.strerror}{missing}") from None
+    marker = [x for x in out.splitlines() if x.startswith(SHIM_MARKER)]
+    if not marker:
+        raise StepFailed(hint(f"{tool} exited with {code}: {last_error_line(err or out)}"))
+    data = json.loads(marker[-1][len(SHIM_MARKER) :])
+    if "error" in data:
+        raise StepFailed(hint(clip(str(data["error"]), 300)))
+    return dict(data)
 
 
 def last_error_line(text: str) -> str:

@@ -28,7 +28,6 @@ import dataclasses
 import json
 import re
 import shlex
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,7 @@ from readyctl.postgres import scratch
 from readyctl.redact import clip
 from readyctl.rehearsal.environ import (
     connection_parts,
-    last_error_line,
-    run_process,
+    run_shim,
     sealed_environ,
     with_session_options,
 )
@@ -262,7 +260,6 @@ ACTIONS[req.action]().then(report, (e) => {
 });
 """
 
-SHIM_MARKER = "READYCTL-SHIM "
 NO_NODE_MODULE = re.compile(r"Cannot find module '([^']+)'")
 DATA_SOURCE_CANDIDATES = (
     "data-source.ts",
@@ -322,26 +319,18 @@ class TypeORMMigrator(Migrator):
             extra=self.extra_env,
             options=self.session_options if url else None,
         )
-        env["READYCTL_SHIM_REQUEST"] = json.dumps(req)
-        cwd = self.cwd or str(Path(self.data_source).resolve().parent)
-        with tempfile.TemporaryDirectory(prefix="readyctl-shim-") as tmp:
-            shim = Path(tmp) / "readyctl_typeorm_shim.cjs"
-            shim.write_text(TYPEORM_SHIM, encoding="utf-8")
-            cmd = [*self.node, str(shim)]
-            try:
-                code, out, err = run_process(cmd, env=env, cwd=cwd, timeout_s=timeout_s)
-            except FileNotFoundError as e:
-                raise RehearsalError(
-                    f"cannot run {cmd[0]}: {e.strerror} (set checks.migrations.rehearsal.node "
-                    "to the project's Node.js)"
-                ) from None
-        marker = [x for x in out.splitlines() if x.startswith(SHIM_MARKER)]
-        if not marker:
-            raise StepFailed(self.hint(f"node exited with {code}: {last_error_line(err or out)}"))
-        data = json.loads(marker[-1][len(SHIM_MARKER) :])
-        if "error" in data:
-            raise StepFailed(self.hint(clip(str(data["error"]), 300)))
-        return dict(data)
+        return run_shim(
+            TYPEORM_SHIM,
+            "readyctl_typeorm_shim.cjs",
+            self.node,
+            request=req,
+            env=env,
+            cwd=self.cwd or str(Path(self.data_source).resolve().parent),
+            timeout_s=timeout_s,
+            tool="node",
+            hint=self.hint,
+            missing=" (set checks.migrations.rehearsal.node to the project's Node.js)",
+        )
 
     def hint(self, message: str) -> str:
         """`message`, plus what to do when Node could not load one of the project's modules."""

@@ -86,6 +86,10 @@ ISSUE_FAULTS = [
     "alerts-unrouted",
     # issue 18: the public crisis-lines list loses its cache validators
     "no-cache-validators",
+    # issue 18: GDPR export and deletion, and the privacy policy page
+    "privacy-export-broken",
+    "privacy-delete-noop",
+    "no-privacy-policy",
 ]
 
 

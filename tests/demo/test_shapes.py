@@ -186,6 +186,8 @@ def test_alt_document_describes_the_alt_routes() -> None:
         ("POST", "/api/v2/auth/refresh"),
         ("POST", "/api/v2/auth/logout"),
         ("GET", "/api/v2/users/me"),
+        ("GET", "/api/v2/users/me/export"),
+        ("DELETE", "/api/v2/users/me"),
         ("POST", "/api/v2/auth/password-reset/request"),
         ("POST", "/api/v2/auth/password-reset/confirm"),
         ("POST", "/api/v2/counsel/sessions"),
