@@ -26,6 +26,18 @@ REQUEST_S = 5.0
 WELL_KNOWN = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 # where API documentation UIs usually live (the OpenAPI documents: openapi.CANDIDATE_PATHS)
 DOC_UI_PATHS = ("/docs", "/redoc", "/swagger", "/swagger-ui", "/api/docs", "/api-docs")
+# where a site usually keeps its legal pages (compliance.legal_pages tries them anonymously
+# when the map has no api.privacy_policy / api.terms)
+LEGAL_PAGE_PLACES: dict[str, tuple[str, ...]] = {
+    "privacy_policy": (
+        "/privacy",
+        "/privacy-policy",
+        "/legal/privacy",
+        "/legal/privacy-policy",
+        "/policies/privacy",
+    ),
+    "terms": ("/terms", "/terms-of-service", "/tos", "/legal/terms", "/legal/terms-of-service"),
+}
 
 
 class Budget:

@@ -976,7 +976,10 @@ def derive_map(doc: Document) -> dict[str, Any]:
         result["register"] = register
     health = _health(api)
     metrics = _metrics(api)
+    privacy = _privacy(api)
     skip = {op.path for op in (me, login_op, register_op, metrics) if op is not None}
+    if "privacy_export" in privacy:  # one document of the caller's data, not a list to page
+        skip.add(privacy["privacy_export"]["path"])
     lists = _lists(api, skip)
     if lists:
         result["lists"] = lists
@@ -990,7 +993,7 @@ def derive_map(doc: Document) -> dict[str, Any]:
     security = _security(api, me)
     if security:
         result["security"] = security
-    result.update(_privacy(api))
+    result.update(privacy)
     return result
 
 

@@ -22,20 +22,10 @@ from readyctl.check import (
     Severity,
 )
 from readyctl.context import Context
+from readyctl.discovery import LEGAL_PAGE_PLACES as USUAL_PLACES
 from readyctl.redact import clip
 from readyctl.result import ErrorReason, Result
 
-# where a site usually keeps them, tried (anonymously) only when the map has no URL
-USUAL_PLACES: dict[str, tuple[str, ...]] = {
-    "privacy_policy": (
-        "/privacy",
-        "/privacy-policy",
-        "/legal/privacy",
-        "/legal/privacy-policy",
-        "/policies/privacy",
-    ),
-    "terms": ("/terms", "/terms-of-service", "/tos", "/legal/terms", "/legal/terms-of-service"),
-}
 TITLES = {"privacy_policy": "privacy policy", "terms": "terms of service"}
 MIN_TEXT = 200  # characters of readable text: less is a placeholder, not a policy
 MAX_PAGE = 2_000_000

@@ -7,13 +7,13 @@ import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field
 from readyctl.checks.auth._login import bearer, dig, login_request, login_spec
 from readyctl.checks.health._http import Answer, TargetError, fetch
 
+from readyctl import mailbox
 from readyctl.apimap import Route, RouteUnknown
 from readyctl.check import (
     Capability,
@@ -32,7 +32,6 @@ EXPORT = "data export"
 DELETE = "account deletion"
 MAX_EXPORT = 20_000_000
 MAX_RETRY_AFTER_S = 70.0  # one rate-limit window of a sign-up route, at most
-POSTMARK_URL = "https://api.postmarkapp.com"
 _REFUSED = (400, 401, 403, 404, 422)
 
 
@@ -272,19 +271,12 @@ class Privacy(Check):
                 + (f": set {' and '.join(needs)}" if needs and s.verify != "none" else "")
                 + "; the account is left unverified"
             )
-        base = (mail_url or POSTMARK_URL).rstrip("/")
-        headers = {"Accept": "application/json", "X-Postmark-Server-Token": mail_token}
+        headers = mailbox.headers(mail_token)
         mail = ctx.http(timeout=s.request_timeout_s, max_body=2_000_000)
         message_id = None
         for _ in range(10):
-            listing = fetch(
-                ctx,
-                mail,
-                "GET",
-                f"{base}/messages/outbound?"
-                + urlencode({"recipient": account.email, "count": 10, "offset": 0}),
-                headers=headers,
-            )
+            where = mailbox.outbound_url(mail_url, account.email)
+            listing = fetch(ctx, mail, "GET", where, headers=headers)
             ids = dig(listing.json(), "Messages.0.MessageID") if listing.ok else None
             if isinstance(ids, str) and ids:
                 message_id = ids
@@ -296,9 +288,8 @@ class Privacy(Check):
                 ErrorReason.INCONCLUSIVE,
                 f"no verification email to {account.email} reached the mail API in 5 s",
             )
-        details = fetch(
-            ctx, mail, "GET", f"{base}/messages/outbound/{message_id}/details", headers=headers
-        )
+        where = mailbox.details_url(mail_url, message_id)
+        details = fetch(ctx, mail, "GET", where, headers=headers)
         data = details.json() if details.ok else None
         text = " ".join(
             str(dig(data, k) or "") for k in ("TextBody", "HtmlBody") if isinstance(data, dict)
