@@ -26,6 +26,7 @@ from readyctl.context import Context
 from readyctl.result import ErrorReason, Result
 
 ECS_DIMENSION = "ecs:service:DesiredCount"
+MAX_LISTED = 500  # ECS services looked at for tags
 
 
 class Settings(CheckSettings):
@@ -36,18 +37,23 @@ class Settings(CheckSettings):
         description="Auto Scaling group names (default: groups tagged `tag_key`=<environment>)",
     )
     ecs_services: tuple[str, ...] = Field(
-        (), description="ECS services as cluster/service (e.g. api/web)"
+        (),
+        description="ECS services as cluster/service (e.g. api/web); default: services tagged "
+        "`tag_key`=<environment> when no group is named either",
     )
     min_capacity: int = Field(2, ge=1, description="the fewest instances or tasks allowed")
-    tag_key: str = Field(TAG_KEY, min_length=1, description="tag key used to discover groups")
+    tag_key: str = Field(
+        TAG_KEY, min_length=1, description="tag key used to discover groups and services"
+    )
 
 
 class AutoScaling(Check):
     """MinSize (or desiredCount and the scalable target's MinCapacity) >= 2, and a policy.
 
     Settings: `asg_names`, `ecs_services` (`cluster/service`), `min_capacity` (2), `tag_key`.
-    Without names, Auto Scaling groups tagged `readyctl:target=<environment>` are judged. Needs
-    autoscaling:Describe*, ecs:DescribeServices, application-autoscaling:Describe*.
+    Without names, Auto Scaling groups and ECS services tagged `readyctl:target=<environment>`
+    are judged. Needs autoscaling:Describe*, ecs:List*/DescribeServices and
+    application-autoscaling:Describe*.
     """
 
     meta = CheckMeta(
@@ -103,16 +109,23 @@ class AutoScaling(Check):
             reason, detail = aws.explain(e, "listing Auto Scaling groups")
             yield self.errored("auto scaling", reason, detail)
             return
-        if not names and not s.ecs_services:
+        services = list(s.ecs_services)
+        unlisted = ""
+        if not services and not s.asg_names:
+            try:
+                services = self._tagged_services(ctx, s.tag_key)
+            except Exception as e:  # an account without ECS: the groups still count
+                unlisted = f" (ECS services could not be listed: {aws.explain(e, 'ECS')[1]})"
+        if not names and not services:
             yield self.skipped(
                 "auto scaling",
                 f"no Auto Scaling group or ECS service named (checks.{self.id}.asg_names, "
-                f"checks.{self.id}.ecs_services) or tagged {s.tag_key}={ctx.env_name}",
+                f"checks.{self.id}.ecs_services) or tagged {s.tag_key}={ctx.env_name}" + unlisted,
             )
             return
         for name in names:
             yield self._guard(name, lambda n=name: self._group(asg, n, s))
-        for ref in s.ecs_services:
+        for ref in services:
             yield self._guard(ref, lambda r=ref: self._service(ctx, r, s))
 
     def _guard(self, subject: str, judge: Any) -> Result:
@@ -143,6 +156,33 @@ class AutoScaling(Check):
         return sorted(
             {t["ResourceId"] for t in tags if t.get("ResourceType") == "auto-scaling-group"}
         )
+
+    @staticmethod
+    def _tagged_services(ctx: Context, tag_key: str) -> list[str]:
+        """`cluster/service` of the ECS services tagged tag_key=<environment> (at most
+        MAX_LISTED services looked at)."""
+        ecs = aws.client(ctx, "ecs")
+        found: list[str] = []
+        seen = 0
+        for cluster_arn in ecs.list_clusters().get("clusterArns") or []:
+            arns = ecs.list_services(cluster=cluster_arn, maxResults=100).get("serviceArns") or []
+            for i in range(0, len(arns), 10):
+                if seen >= MAX_LISTED:
+                    return sorted(found)
+                chunk = arns[i : i + 10]
+                seen += len(chunk)
+                described = (
+                    ecs.describe_services(
+                        cluster=cluster_arn, services=chunk, include=["TAGS"]
+                    ).get("services")
+                    or []
+                )
+                for svc in described:
+                    tags = {t.get("key"): t.get("value") for t in svc.get("tags") or []}
+                    if tags.get(tag_key) == ctx.env_name and svc.get("status") != "INACTIVE":
+                        cluster = cluster_arn.rsplit("/", 1)[-1]
+                        found.append(f"{cluster}/{svc['serviceName']}")
+        return sorted(found)
 
     def _group(self, asg: Any, name: str, s: Settings) -> Result:
         """MinSize >= min_capacity and at least one scaling policy."""

@@ -159,13 +159,17 @@ def test_autoscaling_group_min2_with_policy_passes_min1_fails(moto: str) -> None
     assert "no scaling policy" in r.summary and "minimum is 1" in r.summary
 
 
-def _ecs(moto: str, desired: int, *, scalable: bool) -> None:
+def _ecs(moto: str, desired: int, *, scalable: bool, tagged: bool = False) -> None:
     ecs = aws_client(moto, "ecs")
     ecs.create_cluster(clusterName="api")
     ecs.register_task_definition(
         family="web", containerDefinitions=[{"name": "web", "image": "api:1", "memory": 128}]
     )
-    ecs.create_service(cluster="api", serviceName="web", taskDefinition="web", desiredCount=desired)
+    tags = [{"key": "readyctl:target", "value": ENV}] if tagged else []
+    ecs.create_service(
+        cluster="api", serviceName="web", taskDefinition="web", desiredCount=desired, tags=tags
+    )
+    ecs.create_service(cluster="api", serviceName="batch", taskDefinition="web", desiredCount=1)
     if scalable:
         aas = aws_client(moto, "application-autoscaling")
         dim = {
@@ -196,6 +200,17 @@ def test_autoscaling_ecs_service(moto: str, desired: int, scalable: bool, want: 
     r = results_of(out, "infra.autoscaling")["api/web"]
     assert r.status.value == want, r
     assert "arn:aws:ecs:us-east-1:" in r.summary
+
+
+@pytest.mark.parametrize(("desired", "scalable", "want"), [(2, True, "pass"), (1, False, "fail")])
+def test_autoscaling_finds_ecs_services_by_tag(
+    moto: str, desired: int, scalable: bool, want: str
+) -> None:
+    """Nothing named: the service tagged readyctl:target=<environment> is judged, the
+    untagged one (api/batch, one task) is not looked at."""
+    _ecs(moto, desired, scalable=scalable, tagged=True)
+    out = _run(_ctx(moto, {}), "infra.autoscaling")
+    assert statuses(out, "infra.autoscaling") == {"api/web": want}
 
 
 def test_autoscaling_declared_only_warns(moto: str) -> None:
@@ -267,3 +282,49 @@ def test_waf_declared_only_warns() -> None:
     assert statuses(out, "infra.waf") == {"api-acl": "warn"}
     out = _run(_ctx(None, {}), "infra.waf")
     assert statuses(out, "infra.waf") == {"web ACL": "skip"}
+
+
+# -- items 16-19 in the checklist -------------------------------------------------------------
+def test_items_16_to_19_are_verified_by_the_infra_checks_own_results(
+    moto: str, tmp_path: Any
+) -> None:
+    """A healthy AWS setup (weighted blue/green listener, ASG min 2 with a policy, a WAF rate
+    rule on the load balancer) plus an Unleash server: the checklist shows items 16-19
+    verified by these checks, passing; with nothing declared they stay unverified."""
+    from tests.checks.test_infra_feature_flags import TOKEN, unleash
+    from tests.helpers import report_of
+    from tests.servers import serve
+
+    lb = _load_balancer(moto, "shop", weighted=True)
+    _asg(moto, "shop-asg", 2, policy=True)
+    _web_acl(moto, lb, rate=True)
+    only = ["infra.*"]
+    with serve(unleash(["crisis-detection-v2"])) as flags:
+        (tmp_path / ".env.production").write_text(
+            f"UNLEASH_URL={flags.url}/api\nUNLEASH_API_TOKEN={TOKEN}\n"
+        )
+        ctx = make_context(
+            config=Config(),
+            environment=Environment(
+                aws=AwsConfig(region="us-east-1", endpoint_url=moto),
+                production=True,
+                env_file=".env.production",
+            ),
+            env_name=ENV,
+            base_dir=tmp_path,
+        )
+        out = run_checks(ctx, only=only)
+    items = {i["item"]: i for i in report_of(ctx, out).data["checklist"]["items"]}
+    for item, check in (
+        ("16", "infra.feature_flags"),
+        ("17", "infra.blue_green"),
+        ("18", "infra.autoscaling"),
+        ("19", "infra.waf"),
+    ):
+        assert items[item]["status"] == "verified", items[item]
+        assert items[item]["verified_by"] == [check] and items[item]["outcome"] == "pass"
+    # nothing to look at: skips, and the items stay unverified, never passed
+    bare = make_context(config=Config(), environment=Environment(production=True), env_name=ENV)
+    out = run_checks(bare, only=only)
+    items = {i["item"]: i for i in report_of(bare, out).data["checklist"]["items"]}
+    assert {items[i]["status"] for i in ("16", "17", "18", "19")} == {"unverified"}
