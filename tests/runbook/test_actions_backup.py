@@ -44,12 +44,20 @@ def _empty(url: str) -> None:
 def test_backup_to_directory_verified_and_size_checked(tmp_path: Path, filled_db: str) -> None:
     location = tmp_path / "backups"
     action = REGISTRY["backup"]()
-    sc = make_sc(tmp_path, {"location": str(location)}, target=Environment(database_url=filled_db))
+    from readyctl.runbook.state import new_run_id
+
+    sc = make_sc(
+        tmp_path,
+        {"location": str(location)},
+        target=Environment(database_url=filled_db),
+        run_id=new_run_id(),
+    )
     res = action.run(sc)
     rec = res.record
     stored = Path(rec["uri"])
     assert stored.parent == location and stored.is_file()
     assert {"backup_id", "location", "size", "server_version", "sha256"} <= set(rec)
+    assert rec["backup_id"].count("T") == 1, rec["backup_id"]  # one timestamp, not two
     assert rec["size"] == stored.stat().st_size > 50_000 and rec["toc_entries"] > 3
     listed = subprocess.run(
         [pg_restore_path(), "--list", str(stored)], capture_output=True, text=True, check=True
