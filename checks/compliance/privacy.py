@@ -344,18 +344,29 @@ class Privacy(Check):
                 "session: the user cannot get their data",
                 evidence={**evidence, "body": answer.snippet(200)},
             )
-        found = account.email.encode() in answer.body.lower()
-        if not found:
+        where = _holds(answer.body, account.email)
+        link = None if where else _download_link(answer)
+        if link is not None:  # {"download_url": ...}: the file is one hop away
+            evidence["download"] = link.split("?", 1)[0]
+            same_origin = link.startswith("/") or link.startswith(str(client.base_url))
+            headers = bearer(ctx, account.token) if same_origin else {}
+            got = fetch(ctx, client, "GET", link, headers=headers, cap=MAX_EXPORT, budget_s=30)
+            evidence["download_status"] = got.status
+            where = _holds(got.body, account.email) if got.ok else None
+            if where:
+                where = f"the file at {evidence['download']}: {where}"
+        if not where:
             return self.failed(
                 subject,
                 f"{route.method} {route.path} answered {answer.status} but the export does not "
                 "contain the account's own data (its email address is not in it)",
                 evidence={**evidence, "body": answer.snippet(200)},
             )
+        evidence["found_in"] = where
         return self.passed(
             subject,
             f"{route.method} {route.path} exports the account's own data "
-            f"({len(answer.body)} bytes, its address included)",
+            f"({len(answer.body)} bytes; its address is in {where})",
             evidence=evidence,
         )
 
@@ -410,6 +421,56 @@ class Privacy(Check):
             f"refused afterwards ({again.status})",
             evidence=evidence,
         )
+
+
+MAX_MEMBERS = 200  # files of an export archive looked into
+
+
+def _holds(body: bytes, email: str) -> str | None:
+    """Where the address appears in an export: the answer itself, or a member of a zip
+    archive (the usual "download your data" file); None when nowhere."""
+    needle = email.lower().encode()
+    if needle in body.lower():
+        return "the answer"
+    if not body.startswith(b"PK\x03\x04"):
+        return None
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            budget = MAX_EXPORT
+            for info in archive.infolist()[:MAX_MEMBERS]:
+                if info.is_dir() or info.file_size > budget:
+                    continue
+                budget -= info.file_size
+                with archive.open(info) as member:
+                    if needle in member.read(info.file_size + 1).lower():
+                        return f"{info.filename} of the archive"
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError):
+        return None
+    return None
+
+
+_LINK_KEYS = ("download_url", "downloadUrl", "url", "href", "link", "location", "file")
+
+
+def _download_link(answer: Answer) -> str | None:
+    """A download link the export answered with instead of the data (one hop, http(s) or a
+    path): a JSON key such as download_url, at the top or under `data`."""
+    data = answer.json()
+    candidates: list[Any] = []
+    if isinstance(data, dict):
+        candidates = [data.get(k) for k in _LINK_KEYS]
+        nested = data.get("data")
+        if isinstance(nested, dict):
+            candidates += [nested.get(k) for k in _LINK_KEYS]
+    for value in candidates:
+        if isinstance(value, str) and (
+            value.startswith(("https://", "http://")) or value.startswith("/")
+        ):
+            return value
+    return None
 
 
 def _fill(body: Any, password: str) -> Any:

@@ -4,7 +4,10 @@ variants; the managed demo's shapes are in tests/checks/test_compliance_demo.py.
 
 from __future__ import annotations
 
+import io
+import json
 import secrets
+import zipfile
 from typing import Any
 
 import pytest
@@ -36,6 +39,7 @@ class Shop:
         self.tokens: dict[str, str] = {}
         self.registered = 0
         self.refused = False
+        self.files: dict[str, str] = {}
 
     def app(self) -> FastAPI:
         a = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -84,7 +88,24 @@ class Shop:
                 return JSONResponse({"error": "boom"}, status_code=500)
             if "export-empty" in self.variant:
                 return JSONResponse({"profile": {}, "notes": []})
+            if "export-zip" in self.variant:  # the usual "download your data" archive
+                buf = io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                    z.writestr("README.txt", "Your data")
+                    z.writestr("profile.json", json.dumps({"username": name}))
+                return Response(buf.getvalue(), media_type="application/zip")
+            if "export-link" in self.variant:
+                file = secrets.token_hex(8)
+                self.files[file] = name
+                return JSONResponse({"data": {"download_url": f"/gdpr/files/{file}"}})
             return JSONResponse({"profile": {"username": name}, "notes": self.users[name]["notes"]})
+
+        @a.get("/gdpr/files/{file}")
+        def download(request: Request, file: str) -> Response:
+            name = who(request)
+            if name is None or self.files.get(file) != name:
+                return JSONResponse({"error": "no session"}, status_code=401)
+            return JSONResponse({"profile": {"username": name}})
 
         @a.delete("/users/self")
         def delete(request: Request) -> Response:
@@ -145,8 +166,9 @@ def _run(
     return run_checks(ctx, only=[only], deadline_s=120)
 
 
-def test_healthy_api_exports_then_deletes_the_throwaway_account() -> None:
-    shop = Shop()
+@pytest.mark.parametrize("variant", ["json", "export-zip", "export-link"])
+def test_healthy_api_exports_then_deletes_the_throwaway_account(variant: str) -> None:
+    shop = Shop(variant)
     with serve(shop.app()) as s:
         out = _run(s.url, "compliance.privacy")
     assert statuses(out, "compliance.privacy") == {
@@ -157,6 +179,9 @@ def test_healthy_api_exports_then_deletes_the_throwaway_account() -> None:
     assert r.evidence["login_after"] == 401 and r.evidence["old_token_export"] == 401
     assert shop.registered == 1 and shop.users == {}  # registered once, gone afterwards
     assert r.evidence["account"].startswith("readyctl-privacy-")
+    found = results_of(out, "compliance.privacy")["data export"].evidence["found_in"]
+    want = {"json": "the answer", "export-zip": "profile.json of the archive"}.get(variant)
+    assert found == want if want else found.startswith("the file at /gdpr/files/"), found
 
 
 @pytest.mark.parametrize(
