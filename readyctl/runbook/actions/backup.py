@@ -73,7 +73,7 @@ class Backup(Action):
         location = str(sc.params.get("location") or sc.workdir)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         # a run id already starting with its own timestamp adds only its random tail
-        tag = re.sub(r"^\d{8}T\d{6}Z-", "", sc.run_id)
+        tag = re.sub(r"^\d{8}T\d{6}(\.\d{3})?Z-", "", sc.run_id)
         backup_id = f"{prefix}-{stamp}-{_safe(tag)[:24]}"
         sc.workdir.mkdir(parents=True, exist_ok=True)
         local = sc.workdir / f"{backup_id}{SUFFIX}"
