@@ -45,6 +45,13 @@ class Budget:
 
     def __init__(self, seconds: float = BUDGET_S) -> None:
         self.until = time.monotonic() + seconds
+        self.stalled = False  # a request got no answer in time: the rest is not tried
+
+    def stall(self) -> None:
+        """A request timed out: a target that accepts connections and never answers would
+        spend the whole budget 5 s at a time, so discovery stops here."""
+        self.stalled = True
+        self.until = time.monotonic()
 
     def left(self) -> float:
         """Seconds left (never negative)."""
@@ -76,7 +83,10 @@ def _get(
             timeout=ctx.timeout(stop - time.monotonic()),
             extensions={DEADLINE: stop},
         )
-    except (httpx.HTTPError, BodyTooLarge, BodyDeadline, DeadlineExceeded, ValueError):
+    except (httpx.TimeoutException, BodyDeadline):
+        budget.stall()
+        return None
+    except (httpx.HTTPError, BodyTooLarge, DeadlineExceeded, ValueError):
         return None
 
 
@@ -180,7 +190,9 @@ def anonymous(ctx: Context, spec: str, budget: Budget) -> Found:
     for path in openapi.CANDIDATE_PATHS:
         if _fetch_doc(ctx, client, path, {}, found, budget):
             return found
-    if budget.left() < 0.2:
+    if budget.stalled:
+        found.notes.append(f"discovery stopped: the target did not answer within {REQUEST_S:.0f} s")
+    elif budget.left() < 0.2:
         found.notes.append(f"discovery stopped after {BUDGET_S:.0f} s (the target answers slowly)")
     return found
 
