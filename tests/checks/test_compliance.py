@@ -40,6 +40,7 @@ class Shop:
         self.registered = 0
         self.refused = False
         self.files: dict[str, str] = {}
+        self.passwords: list[str] = []
 
     def app(self) -> FastAPI:
         a = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -59,6 +60,7 @@ class Shop:
             if "nickname" not in body:
                 return JSONResponse({"error": "nickname required"}, status_code=422)
             self.registered += 1
+            self.passwords.append(body["pass"])
             self.users[body["username"]] = {"pass": body["pass"], "notes": ["hello"]}
             return JSONResponse({"created": True}, status_code=201)
 
@@ -86,6 +88,10 @@ class Shop:
                 return JSONResponse({"error": "no session"}, status_code=401)
             if "export-500" in self.variant:
                 return JSONResponse({"error": "boom"}, status_code=500)
+            if "echo" in self.variant:  # a careless API echoing the session and the password
+                token = request.headers.get("x-session", "")
+                secret = self.users[name]["pass"]
+                return JSONResponse({"error": f"debug {token} {secret}"}, status_code=500)
             if "export-empty" in self.variant:
                 return JSONResponse({"profile": {}, "notes": []})
             if "export-zip" in self.variant:  # the usual "download your data" archive
@@ -320,3 +326,39 @@ def test_map_paths_default_to_get_export_and_delete_account() -> None:
     assert (api.privacy_export.method, api.account_delete.method) == ("GET", "DELETE")  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="http"):
         ApiConfig.model_validate({"terms": "ftp://x"})
+
+
+def test_the_throwaway_password_and_session_reach_no_output(readyctl, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An API that echoes the throwaway account's session and password into its error body:
+    no report format, the terminal or the log shows either."""
+    import yaml
+
+    shop = Shop("echo")
+    with serve(shop.app()) as s:
+        (tmp_path / "readyctl.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "version": 2,
+                    "default_environment": "shop",
+                    "environments": {"shop": {"base_url": s.url, "api": API}},
+                    "checks": SETTINGS,
+                }
+            )
+        )
+        run = readyctl(
+            "check", "--only", "compliance.privacy", "--no-history", "--out", "out",
+            "--format", "terminal,json,junit,markdown,html,sarif",
+            env={"READYCTL_LOG": str(tmp_path / "readyctl.log")},
+        )  # fmt: skip
+    assert run.code == 3, run.both  # --only leaves the required items unverified
+    assert shop.registered == 1 and shop.tokens
+    secrets_seen = [*shop.tokens, *shop.passwords]
+    assert len(secrets_seen) >= 2
+    outputs = [run.out, run.err] + [
+        f.read_text(errors="replace")
+        for f in tmp_path.rglob("*")
+        if f.is_file() and f.name != "readyctl.yaml"
+    ]
+    assert any("debug" in o for o in outputs)  # the echoing answer did reach the evidence
+    for value in secrets_seen:
+        assert not any(value in o for o in outputs), "a throwaway secret reached an output"
