@@ -533,8 +533,10 @@ class Runner:
         evidence_chars: int = EVIDENCE_BODY_CHARS,
         cleanup_reserve_s: float = 5.0,
         run_id: str | None = None,
+        max_ms: float | None = None,
     ) -> None:
         self.client = client
+        self.max_ms = max_ms  # the latency ceiling of a step without its own expect.max_ms
         self.redactor = redactor
         self.env = EnvView(env)
         for name, value in env.items():
@@ -704,7 +706,7 @@ class Runner:
                 Status.FAIL,
                 f"{label} {problems[0]}",
                 duration_ms=round(resp.elapsed_ms, 1),
-                max_ms=step.expect.max_ms,
+                max_ms=self._ceiling(step),
                 evidence=evidence,
             )
         captured = self._capture(scenario, step, request, resp, ns)
@@ -716,9 +718,13 @@ class Runner:
             Status.PASS,
             f"{label} answered {resp.status} in {resp.elapsed_ms:.0f} ms as expected",
             duration_ms=round(resp.elapsed_ms, 1),
-            max_ms=step.expect.max_ms,
+            max_ms=self._ceiling(step),
             evidence=evidence,
         )
+
+    def _ceiling(self, step: Step) -> float | None:
+        """The step's latency ceiling: its own expect.max_ms, else the suite-wide one."""
+        return step.expect.max_ms if step.expect.max_ms is not None else self.max_ms
 
     def _build(self, step: Step, ns: dict[str, Any]) -> dict[str, Any]:
         url = self.templates.text(step.path, ns).strip()
@@ -838,8 +844,9 @@ class Runner:
             text = resp.body.decode("utf-8", "replace")
             if exp.body_contains not in text:
                 problems.append(f"body does not contain {exp.body_contains!r}")
-        if exp.max_ms is not None and resp.elapsed_ms > exp.max_ms:
-            problems.append(f"took {resp.elapsed_ms:.0f} ms, more than {exp.max_ms:g} ms")
+        ceiling = self._ceiling(step)
+        if ceiling is not None and resp.elapsed_ms > ceiling:
+            problems.append(f"took {resp.elapsed_ms:.0f} ms, more than {ceiling:g} ms")
         return problems
 
     def _capture(

@@ -60,6 +60,12 @@ class Settings(CheckSettings):
     evidence_chars: int = Field(
         2000, ge=0, description="characters kept per request/response body in evidence"
     )
+    max_ms: float | None = Field(
+        None,
+        gt=0,
+        description="latency ceiling of every step without its own expect.max_ms (a slow "
+        "release fails its smoke test instead of passing slowly)",
+    )
 
 
 def _names(value: str | tuple[str, ...]) -> list[str]:
@@ -188,6 +194,7 @@ class SmokeScenarios(Check):
             cancelled=ctx.state.cancelled.is_set,
             evidence_chars=s.evidence_chars,
             run_id=secrets.token_hex(5),
+            max_ms=s.max_ms,
         )
         for outcome in runner.run_suite(suite, only):
             yield self._result(outcome)

@@ -62,3 +62,32 @@ def test_smoke_passes_past_maintenance_and_fails_on_a_broken_path(tmp_path: Path
         with pytest.raises(ActionFailed, match=r"smoke failed: smoke.scenarios ops/items"):
             REGISTRY["smoke"]().run(sc())
         assert "byp-77a1c" not in Path(res.record["report"]).read_text()
+
+
+def test_smoke_max_ms_fails_a_slow_release_and_checks_its_value(tmp_path: Path) -> None:
+    """A release that answers, but slowly: with `max_ms` the smoke step fails naming the step
+    and its time; without it the same release passes (slowly)."""
+
+    def handler(req, n):  # type: ignore[no-untyped-def]
+        return 200, ok_json(), 0.6 if req.path == "/items" else 0
+
+    config = tmp_path / "readyctl.yaml"
+    config.write_text(CONFIG)
+    with LocalServer(handler) as srv:
+
+        def sc(params):  # type: ignore[no-untyped-def]
+            return make_sc(
+                tmp_path,
+                params,
+                step_id="smoke",
+                config_path=config,
+                env_name="stage",
+                target=Environment(base_url=srv.url),
+            )
+
+        assert REGISTRY["smoke"]().run(sc({})).record["exit_code"] == 0
+        assert REGISTRY["smoke"]().run(sc({"max_ms": ""})).record["exit_code"] == 0
+        with pytest.raises(ActionFailed, match=r"ops/items.*more than 300 ms"):
+            REGISTRY["smoke"]().run(sc({"max_ms": 300}))
+        with pytest.raises(ActionFailed, match=r"max_ms"):
+            REGISTRY["smoke"]().run(sc({"max_ms": "fast"}))

@@ -14,7 +14,7 @@ from readyctl.runbook.actions.base import (
     register,
 )
 
-KEYS = ("only",)
+KEYS = ("only", "max_ms")
 OWN = ["smoke.*"]
 
 
@@ -25,6 +25,9 @@ class Smoke(Action):
     `with:` keys:
     - `only`: run only these scenarios (names; a list or a comma list), over
       `checks.smoke.scenarios.only` in readyctl.yaml.
+    - `max_ms`: the latency ceiling of every step without its own (over
+      `checks.smoke.scenarios.max_ms`): a release that answers slowly fails here, before
+      the monitor window (empty: none).
 
     The scenarios are readyctl.yaml's `checks.smoke.scenarios` (suite files, inline
     scenarios). Requests carry the maintenance bypass header when a maintenance step set one.
@@ -52,6 +55,12 @@ class Smoke(Action):
         if only:
             names = [p.strip() for p in only.split(",")] if isinstance(only, str) else only
             overrides["smoke.scenarios"] = {"only": [str(n) for n in names if str(n).strip()]}
+        max_ms = sc.params.get("max_ms")
+        if max_ms not in (None, ""):
+            ceiling = _common.number(sc.params, "max_ms", 0.0)
+            if ceiling <= 0:
+                raise ActionFailed("smoke: max_ms must be a number of milliseconds above 0")
+            overrides.setdefault("smoke.scenarios", {})["max_ms"] = ceiling
         out = sc.workdir / f"{sc.step_id}-smoke"
         sc.check_deadline()
         _, report = _common.run_checks(sc, t, OWN, out=out, overrides=overrides)
