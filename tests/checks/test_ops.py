@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
 from readyctl.apimap import ApiConfig
@@ -52,7 +54,8 @@ def test_shutdown_drains_after_the_rate_limit_probe_spent_the_budget(faulty_demo
     assert d.server_exit_code(0) is None
     import httpx
 
-    ready = httpx.get(d.base_url + "/health/ready", verify=d.ca_bundle, timeout=10)
+    ca = ssl.create_default_context(cafile=d.ca_bundle)
+    ready = httpx.get(d.base_url + "/health/ready", verify=ca, timeout=10)
     assert ready.status_code == 200
 
 
