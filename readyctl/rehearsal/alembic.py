@@ -6,7 +6,6 @@ import dataclasses
 import os
 import sys
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from readyctl.rehearsal.environ import (
     with_session_options,
 )
 from readyctl.rehearsal.errors import LINT_PLACEHOLDER_URL, RehearsalError, StepFailed
-from readyctl.rehearsal.migrator import Migrator, ToolReading, read_version_table
+from readyctl.rehearsal.migrator import ShimMigrator, read_version_table
 
 # -- the alembic shim: runs in this process or in the project's interpreter ----------------------
 ALEMBIC_SHIM = r'''
@@ -175,7 +174,7 @@ def _shim() -> dict[str, Any]:
 
 
 @dataclasses.dataclass
-class AlembicMigrator(Migrator):
+class AlembicMigrator(ShimMigrator):
     """Alembic, in this process or through `python` (the project's interpreter or command)."""
 
     ini: str
@@ -190,6 +189,9 @@ class AlembicMigrator(Migrator):
     extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
     connection_env: dict[str, str] = dataclasses.field(default_factory=dict)
     name: str = "alembic"
+    tool_label = "alembic"
+    current_key = "heads"
+    current_none = "no revision"
 
     def __post_init__(self) -> None:
         """Validate the ini path."""
@@ -302,25 +304,6 @@ class AlembicMigrator(Migrator):
     def current(self, url: str) -> tuple[str, ...]:
         """Read alembic_version (read-only)."""
         return read_version_table(url, self.version_table or "alembic_version")
-
-    def plan(self, current: Sequence[str]) -> dict[str, Any]:
-        """Heads, pending and applied revisions from the script directory."""
-        key = tuple(sorted(current))
-        if key not in self._plan_cache:
-            try:
-                self._plan_cache[key] = self._call("info", None, 120, current=list(key))
-            except StepFailed as e:
-                raise RehearsalError(f"alembic could not read the migrations: {e}") from None
-        return self._plan_cache[key]
-
-    def tool_current(self, url: str, timeout_s: float) -> ToolReading:
-        """alembic current through env.py's own connection (never writing)."""
-        try:
-            heads = [str(h) for h in self._call("current", url, timeout_s).get("heads", [])]
-        except StepFailed as e:
-            return ToolReading(False, str(e), str(e))
-        said = " ".join(heads) or "no revision"
-        return ToolReading(True, said, said)
 
     def upgrade(self, url: str, revision: str | None, timeout_s: float) -> None:
         """alembic upgrade <revision>."""

@@ -53,7 +53,7 @@ from readyctl.rehearsal.environ import (
     sealed_environ,
 )
 from readyctl.rehearsal.errors import LINT_PLACEHOLDER_URL, RehearsalError, StepFailed
-from readyctl.rehearsal.migrator import Migrator, ToolReading
+from readyctl.rehearsal.migrator import Migrator, ShimMigrator
 
 TABLE = "django_migrations"
 _SETTINGS_IN_MANAGE = re.compile(
@@ -397,7 +397,7 @@ def from_project(
 
 # -- the migrator ----------------------------------------------------------------------------------
 @dataclasses.dataclass
-class DjangoMigrator(Migrator):
+class DjangoMigrator(ShimMigrator):
     """Django migrations through a shim in the project's interpreter (`python`)."""
 
     manage_py: str
@@ -409,6 +409,7 @@ class DjangoMigrator(Migrator):
     extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
     connection_env: dict[str, str] = dataclasses.field(default_factory=dict)
     name: str = "django"
+    tool_label = "Django"
     # read by current()/applied() (app, name), not through a version_num column
     version_table: str | None = TABLE
 
@@ -496,25 +497,6 @@ class DjangoMigrator(Migrator):
     def tracking_tables(self) -> tuple[str, ...]:
         """Django keeps its state in django_migrations."""
         return (TABLE,)
-
-    def plan(self, current: Sequence[str]) -> dict[str, Any]:
-        """Heads, pending and applied migrations from the project's files (no database)."""
-        key = tuple(sorted(current))
-        if key not in self._plan_cache:
-            try:
-                self._plan_cache[key] = self._call("info", None, 120, current=list(key))
-            except StepFailed as e:
-                raise RehearsalError(f"Django could not read the migrations: {e}") from None
-        return self._plan_cache[key]
-
-    def tool_current(self, url: str, timeout_s: float) -> ToolReading:
-        """The applied migrations Django's own connection reads (never writing)."""
-        try:
-            names = [str(n) for n in self._call("current", url, timeout_s).get("applied", [])]
-        except StepFailed as e:
-            return ToolReading(False, str(e), str(e))
-        said = " ".join(names) or "no migration applied"
-        return ToolReading(True, said, said)
 
     def _irreversible(self, revision: str) -> list[str]:
         """The operations of `revision` Django cannot reverse (from any plan read already)."""

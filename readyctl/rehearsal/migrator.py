@@ -102,6 +102,46 @@ class Migrator:
         return (self.version_table,) if self.version_table else TRACKING_TABLES
 
 
+class ShimMigrator(Migrator):
+    """A migrator that asks its tool through a shim (readyctl.rehearsal.environ.run_shim):
+    the plan from the shim's `info` action (no database; cached per current revision set),
+    what the tool's own connection reads from its `current` action."""
+
+    tool_label = "the tool"  # in messages: "alembic could not read the migrations: ..."
+    current_key = "applied"  # the key of the `current` answer listing revisions
+    current_none = "no migration applied"
+    _plan_cache: dict[tuple[str, ...], dict[str, Any]]  # set up by the subclass
+
+    def _call(self, action: str, url: str | None, timeout_s: float, **extra: Any) -> dict[str, Any]:
+        """Run one shim action (StepFailed when the tool fails)."""
+        raise NotImplementedError
+
+    def plan(self, current: Sequence[str]) -> dict[str, Any]:
+        """Heads, pending and applied revisions from the project's files (no database)."""
+        from readyctl.rehearsal.errors import RehearsalError, StepFailed
+
+        key = tuple(sorted(current))
+        if key not in self._plan_cache:
+            try:
+                self._plan_cache[key] = self._call("info", None, 120, current=list(key))
+            except StepFailed as e:
+                raise RehearsalError(
+                    f"{self.tool_label} could not read the migrations: {e}"
+                ) from None
+        return self._plan_cache[key]
+
+    def tool_current(self, url: str, timeout_s: float) -> ToolReading:
+        """The revisions the tool's own connection reads (never writing)."""
+        from readyctl.rehearsal.errors import StepFailed
+
+        try:
+            found = self._call("current", url, timeout_s).get(self.current_key, [])
+        except StepFailed as e:
+            return ToolReading(False, str(e), str(e))
+        said = " ".join(str(r) for r in found) or self.current_none
+        return ToolReading(True, said, said)
+
+
 def read_version_table(url: str, table: str, *, timeout_s: float = 10) -> tuple[str, ...]:
     """Read a migration version table read-only (empty when the table does not exist).
 
