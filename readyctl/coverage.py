@@ -124,6 +124,9 @@ def _hint(reason: str, check_id: str, env_name: str) -> str:
     for needle, hint in table:
         if needle in low:
             return hint
+    installed = re.search(r"is not installed \(([^)]+)\)", reason)
+    if installed:  # a program the check runs: the install command
+        return installed.group(1)
     named = _SETTING.search(reason)
     if named:
         return named.group(0)
@@ -292,8 +295,9 @@ def compute(
                     0,
                     {
                         "check": "",
-                        "reason": f"{others} scored, but this item is verified only by "
-                        + ", ".join(decisive),
+                        "reason": "verified only by "
+                        + ", ".join(decisive)
+                        + f" ({others} alone do not verify it)",
                         "setting": "",
                     },
                 )

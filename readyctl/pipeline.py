@@ -264,20 +264,25 @@ def plan_coverage(
     """The checklist as the plan foresees it: an item whose checks would all be skipped
     cannot be verified by this run (its missing settings named), before anything is contacted.
 
-    Checks that would run count as verifiable: whether they produce a scored result is only
-    known after the run.
+    Checks that would run count as verifiable, unless a program they run is missing on this
+    machine (promtool for alerts.rules: item 8 then cannot be verified here); whether they
+    produce a scored result is only known after the run.
     """
     import datetime as dt
 
     from readyctl import coverage
+    from readyctl.alerts.tools import missing_reason
     from readyctl.result import Result
 
-    foreseen = [
-        Result.passed(i.meta.id, "*", "would run")
-        if i.action == "run"
-        else Result.skipped(i.meta.id, "*", i.reason or "would be skipped")
-        for i in items
-    ]
+    def foresee(i: Any) -> Result:
+        if i.action != "run":
+            return Result.skipped(i.meta.id, "*", i.reason or "would be skipped")
+        if i.missing_tools:
+            why = "; ".join(missing_reason(t) for t in i.missing_tools)
+            return Result.skipped(i.meta.id, "*", why)
+        return Result.passed(i.meta.id, "*", "would run")
+
+    foreseen = [foresee(i) for i in items]
     return coverage.compute(
         foreseen,
         {c.meta.id: c.meta for c in catalog},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import fnmatch
@@ -121,6 +122,8 @@ class PlanItem:
     reason: str | None
     depends_on: tuple[str, ...]
     touches: str
+    # programs the check runs that this machine lacks: it will skip (what --plan foresees)
+    missing_tools: tuple[str, ...] = ()
 
     @property
     def meta(self) -> CheckMeta:
@@ -147,10 +150,21 @@ def _touches(meta: CheckMeta, ctx: Context, check_cls: Any = None) -> str:
         elif cap is Capability.LOAD:
             parts.append("locust subprocess")
     text = ", ".join(dict.fromkeys(parts)) or "nothing outside readyctl"
-    missing = missing_tools(getattr(check_cls, "system_tools", ()), ctx)
+    missing = tools_missing(check_cls, ctx)
     if missing:
         text += f"; not on this machine: {', '.join(missing)} (those parts skip)"
     return text
+
+
+def tools_missing(check_cls: Any, ctx: Context) -> list[str]:
+    """The programs `check_cls` would run with its settings (`needed_tools(settings)`, else its
+    `system_tools`) that are not on this machine."""
+    tools: Sequence[str] = getattr(check_cls, "system_tools", ())
+    needed = getattr(check_cls, "needed_tools", None)
+    if needed is not None and tools:
+        with contextlib.suppress(Exception):  # bad settings are reported by the check itself
+            tools = needed(ctx.settings(check_cls.meta.id))
+    return missing_tools(tools, ctx)
 
 
 def missing_tools(tools: Sequence[str], ctx: Context) -> list[str]:
@@ -200,6 +214,7 @@ def plan(
                 reason=reason,
                 depends_on=tuple(dict.fromkeys(d for d in deps if d in wanted)),
                 touches=_touches(meta, ctx, cls),
+                missing_tools=tuple(tools_missing(cls, ctx)),
             )
         )
     return items

@@ -132,6 +132,14 @@ class AlertRules(Check):
     # system tools it runs (readyctl.alerts.tools.missing_tools names the absent ones)
     system_tools = ("promtool",)
 
+    @staticmethod
+    def needed_tools(s: Any) -> tuple[str, ...]:
+        """promtool, unless every mapped condition is a CloudWatch alarm and no rule file is
+        named (then boto3 is all it needs)."""
+        conditions = getattr(s, "conditions", {}) or {}
+        cloud_only = conditions and all(isinstance(c, CloudWatch) for c in conditions.values())
+        return () if cloud_only and not getattr(s, "rule_files", ()) else ("promtool",)
+
     def run(self, ctx: Context) -> Iterator[Result]:
         """One result per rule file (it loads) and one per seed condition."""
         s: Settings = ctx.settings()

@@ -42,7 +42,8 @@ def which(tool: str, environ: Mapping[str, str]) -> str | None:
 
 def missing_reason(tool: str) -> str:
     """`promtool is not installed (apt-get install prometheus)`."""
-    return f"{tool} is not installed ({INSTALL[tool]})"
+    how = INSTALL.get(tool)
+    return f"{tool} is not installed ({how})" if how else f"{tool} is not installed"
 
 
 def missing_tools(tools: Sequence[str], environ: Mapping[str, str]) -> list[str]:

@@ -140,5 +140,6 @@ def print_plan_coverage(ui: UI, items: Sequence[Any]) -> None:
         style="yellow",
     )
     for it in blocked:
-        needs = "; ".join(dict.fromkeys(m["setting"] or m["reason"] for m in it.missing))
+        settings = [m["setting"] for m in it.missing if m["setting"]]
+        needs = "; ".join(dict.fromkeys(settings or [m["reason"] for m in it.missing]))
         ui.out.print(f"  - {it.priority.value} item {item_label(it.item)}: needs {needs}")

@@ -542,3 +542,36 @@ def test_item_8_is_verified_by_the_alert_rules_only(healthy_demo, tools_here: bo
         text = " ".join(f"{m['check']} {m['reason']} {m['setting']}" for m in item["missing"])
         assert "observability.metrics" in text and "verified only by alerts.rules" in text
         assert "apt-get install prometheus" in text, text
+
+
+def test_plan_foresees_item_8_unverifiable_without_promtool(readyctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`check --plan` on a machine without promtool: the alert checks would run but skip, so
+    item 8 is named as not verifiable here, with the install command; with promtool on PATH
+    (or CloudWatch alarms only) it is not."""
+    import sys
+
+    (tmp_path / "readyctl.yaml").write_text(
+        "environments:\n  ci: {}\n"
+        "checks:\n  alerts.rules: {rule_files: [rules.yml], conditions: {}}\n"
+    )
+    bare = {"PATH": str(Path(sys.executable).parent)}
+    r = readyctl("check", "--plan", env=bare)
+    assert r.code == 0, r.both
+    text = " ".join(r.out.split())
+    assert "item 8. Monitoring & alerting: needs apt-get install prometheus" in text, text[-2000:]
+    if shutil.which("promtool"):
+        r = readyctl("check", "--plan")
+        assert "item 8. Monitoring" not in " ".join(r.out.split())
+
+
+def test_cloudwatch_only_rules_need_no_promtool() -> None:
+    cls = load_catalog().get("alerts.rules")
+    s = cls.Settings.model_validate(  # type: ignore[union-attr]
+        {
+            "conditions": {
+                "error_rate": {"alarm": "api-5xx", "kind": "cloudwatch", "unit": "percent"}
+            }
+        }
+    )
+    assert cls.needed_tools(s) == ()  # type: ignore[attr-defined]
+    assert cls.needed_tools(cls.Settings()) == ("promtool",)  # type: ignore[attr-defined,union-attr]
