@@ -82,6 +82,9 @@ class Account:
         self.password = f"Readyctl-{secrets.token_urlsafe(12)}-9a"
         self.token: str | None = None
         self.deleted = False
+        # the session came from the sign-up answer: the account may not log in yet (its email
+        # is unverified), so a refused login after the deletion proves nothing
+        self.from_signup = False
 
 
 class Privacy(Check):
@@ -208,6 +211,10 @@ class Privacy(Check):
                 f"checks.{self.id}.register_body",
             )
         token = self._login(ctx, client, account)
+        signup_token = _signup_token(answer)
+        if token is None and signup_token is not None and not _can_verify(ctx, s):
+            token = signup_token  # the API signs new accounts in; their login waits for email
+            account.from_signup = True
         if token is None:
             self._verify_email(ctx, client, account, s)
             token = self._login(ctx, client, account)
@@ -404,9 +411,42 @@ class Privacy(Check):
             )
         again = login_request(ctx, client, account.email, account.password)
         evidence["login_after"] = again.status
-        if export is not None:
-            old = fetch(ctx, client, export.method, export.path, headers=bearer(ctx, account.token))
-            evidence["old_token_export"] = old.status
+        old_reads: bool | None = None  # the old session still reads the account's data
+        probes = [export] if export is not None else []
+        me = ctx.api().me
+        if me:
+            probes.append(Route(method="GET", path=me))
+        after: dict[str, int] = {}
+        for probe in probes:
+            old = fetch(ctx, client, probe.method, probe.path, headers=bearer(ctx, account.token))
+            after[f"{probe.method} {probe.path}"] = old.status
+            reads = old.ok and _holds(old.body, account.email) is not None
+            old_reads = reads if old_reads is None else (old_reads or reads)
+        evidence["after_deletion"] = after
+        if account.from_signup:
+            # the login was refused before the deletion too: only the old session can tell
+            if old_reads is None:
+                return self.skipped(
+                    DELETE,
+                    f"{route.method} {route.path} answered {answer.status}, but the account "
+                    "never could log in (unverified) and the map has neither me nor an "
+                    "export to ask with its old session: readyctl cannot tell it is gone",
+                    evidence={**evidence, "left": account.email},
+                )
+            if old_reads:
+                return self.failed(
+                    DELETE,
+                    f"{route.method} {route.path} answered {answer.status}, yet the old "
+                    f"session still reads {account.email}'s data: nothing was erased",
+                    evidence={**evidence, "left": account.email},
+                )
+            account.deleted = True
+            return self.passed(
+                DELETE,
+                f"{route.method} {route.path} answered {answer.status} and the account's old "
+                "session no longer reads its data",
+                evidence=evidence,
+            )
         if again.ok:
             return self.failed(
                 DELETE,
@@ -415,12 +455,40 @@ class Privacy(Check):
                 evidence={**evidence, "left": account.email},
             )
         account.deleted = True
+        if (
+            export is not None
+            and after.get(f"{export.method} {export.path}", 0) < 300
+            and (old_reads)
+        ):
+            return self.warned(
+                DELETE,
+                f"{route.method} {route.path} answered {answer.status} and the login is refused "
+                f"({again.status}), but the old session still exports {account.email}'s data: "
+                "the data outlives the account, or tokens stay valid after deletion",
+                evidence=evidence,
+            )
         return self.passed(
             DELETE,
             f"{route.method} {route.path} answered {answer.status} and the account's login is "
             f"refused afterwards ({again.status})",
             evidence=evidence,
         )
+
+
+def _signup_token(answer: Answer) -> str | None:
+    """An access token in the sign-up answer (APIs that sign new accounts in), or None."""
+    from readyctl.apimap import find_token_paths
+
+    data = answer.json()
+    access, _ = find_token_paths(data)
+    token = dig(data, access) if access else None
+    return token if isinstance(token, str) and token else None
+
+
+def _can_verify(ctx: Context, s: Settings) -> bool:
+    """Whether the account's email can be verified (then the login is the better proof)."""
+    token = ctx.environ.get(s.mail_token_var)
+    return s.verify != "none" and ctx.api().verify_email is not None and bool(token)
 
 
 MAX_MEMBERS = 200  # files of an export archive looked into
