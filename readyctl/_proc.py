@@ -285,3 +285,21 @@ def _at_exit() -> None:
 
 
 atexit.register(_at_exit)
+
+
+# -- the process environment ------------------------------------------------------------------
+# The in-process alembic shim points os.environ at the scratch copy for the length of a step
+# (readyctl.rehearsal.environ.os_environ) while other checks run in threads. Iterating
+# os.environ while a key is added or removed raises KeyError (it walks a snapshot of the keys
+# and looks each one up), so every mutation and every full copy takes this lock; so does
+# building an HTTP client, which reads the proxy variables by iterating os.environ.
+ENV_LOCK = threading.RLock()
+
+
+def environ_copy(drop_prefix: str | None = None) -> dict[str, str]:
+    """A consistent copy of os.environ (without the variables starting with `drop_prefix`)."""
+    with ENV_LOCK:
+        env = dict(os.environ)
+    if drop_prefix:
+        env = {k: v for k, v in env.items() if not k.startswith(drop_prefix)}
+    return env

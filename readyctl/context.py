@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from readyctl import _proc
 from readyctl.errors import DeadlineExceeded
 from readyctl.redact import Redactor
 from readyctl.secretnames import is_secret, secret_shape
@@ -140,7 +141,7 @@ class Context:
         self.base_dir = base_dir
         self.redactor = redactor
         self._clock = clock
-        self.environ = dict(os.environ if environ is None else environ)
+        self.environ = _proc.environ_copy() if environ is None else dict(environ)
         self.managed = managed
         self.state = state or RunState()
         self.deadline = deadline
@@ -324,17 +325,18 @@ class Context:
             import ssl
 
             verify = ssl.create_default_context(cafile=str(self.resolve(env.ca_bundle)))
-        client = httpx.Client(
-            base_url=env.base_url or "",
-            verify=verify,
-            timeout=self.timeout(timeout),
-            follow_redirects=follow_redirects,
-            headers={
-                "User-Agent": "readyctl",
-                "Accept-Encoding": httpread.ACCEPT_ENCODING,
-                **env.headers,
-            },
-        )
+        with _proc.ENV_LOCK:  # httpx reads the proxy variables by iterating os.environ
+            client = httpx.Client(
+                base_url=env.base_url or "",
+                verify=verify,
+                timeout=self.timeout(timeout),
+                follow_redirects=follow_redirects,
+                headers={
+                    "User-Agent": "readyctl",
+                    "Accept-Encoding": httpread.ACCEPT_ENCODING,
+                    **env.headers,
+                },
+            )
         limits = httpread.Limits(
             max_body=max_body or httpread.MAX_BODY_BYTES,
             max_wire=max_wire or httpread.MAX_WIRE_BYTES,

@@ -585,7 +585,7 @@ def free_port() -> int:
 
 
 def _child_env(spec_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    env = _proc.environ_copy("LOCUST_")
     env["READYCTL_LOAD_SPEC"] = str(spec_path)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONSTARTUP", None)

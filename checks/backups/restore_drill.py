@@ -471,7 +471,7 @@ def _psql_file(
     """Run a plain SQL dump with psql, stopping at the first error."""
     binary = scratch.psql_path()
     parts = scratch.url_parts(db.url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env = _proc.environ_copy("PG")
     env["PGPASSWORD"] = parts.pop("password", "")
     conninfo = " ".join(f"{k}='{v}'" for k, v in parts.items())
     cmd = [binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", str(path)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,7 +56,7 @@ def project_repo(ctx: Context, settings: RepoSettings) -> tuple[Path | None, str
 
 def git_env() -> dict[str, str]:
     """An environment for read-only git calls: no prompts, no optional index locks."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env = _proc.environ_copy("GIT_")
     env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     return env
 

@@ -1,7 +1,8 @@
 """PostgreSQL URLs: libpq form, parts, ORM parameters, which server a URL reaches."""
 
-import os
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from readyctl import _proc
 
 PRISMA_PARAMS = ("connection_limit", "pool_timeout", "pgbouncer", "schema", "socket_timeout")
 """URL query parameters that belong to Prisma (or other ORMs), not to libpq."""
@@ -60,7 +61,7 @@ def _client_env(url: str) -> tuple[str, dict[str, str]]:
     """Return (conninfo without password, environment with PGPASSWORD) for a client binary."""
     parts = url_parts(url)
     password = parts.pop("password", None)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env = _proc.environ_copy("PG")
     if password is not None:
         env["PGPASSWORD"] = password
     conninfo = " ".join(f"{k}='{_escape(v)}'" for k, v in parts.items())

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from readyctl import _proc
 from readyctl.postgres import scratch
 from readyctl.rehearsal.environ import (
     NO_MODULE,
@@ -261,7 +261,7 @@ class AlembicMigrator(ShimMigrator):
             if not ALEMBIC_LOCK.acquire(timeout=timeout_s):
                 raise StepFailed("another alembic run in this process is still busy")
             env = isolated_environ(
-                dict(os.environ), url or LINT_PLACEHOLDER_URL, self.url_env, None
+                _proc.environ_copy(), url or LINT_PLACEHOLDER_URL, self.url_env, None
             )
             try:
                 with os_environ(env):  # env.py reading DATABASE_URL finds the scratch copy

@@ -241,21 +241,23 @@ def sealed_environ(
 @contextlib.contextmanager
 def os_environ(env: dict[str, str]) -> Iterator[None]:
     """Set os.environ to `env` for the block (changed keys only), then restore it."""
-    saved = {k: os.environ.get(k) for k in set(os.environ) | set(env)}
-    changed = [k for k, v in saved.items() if env.get(k) != v]
-    for k in changed:
-        if k in env:
-            os.environ[k] = env[k]
-        else:
-            os.environ.pop(k, None)
+    with _proc.ENV_LOCK:  # other threads copy os.environ: never mid-change
+        saved = {k: os.environ.get(k) for k in set(os.environ) | set(env)}
+        changed = [k for k, v in saved.items() if env.get(k) != v]
+        for k in changed:
+            if k in env:
+                os.environ[k] = env[k]
+            else:
+                os.environ.pop(k, None)
     try:
         yield
     finally:
-        for k in changed:
-            if saved[k] is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = saved[k]  # type: ignore[assignment]
+        with _proc.ENV_LOCK:
+            for k in changed:
+                if saved[k] is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = saved[k]  # type: ignore[assignment]
 
 
 def error_words(e: BaseException) -> str:
